@@ -1,1 +1,10 @@
-//! placeholder
+//! revoice's core, free of ML crates: frames, the `Stage` trait, bounded edges, the graph
+//! builder, the supervisor, interruption epochs, and the engine traits with their adapters.
+
+pub mod engine;
+pub mod epoch;
+pub mod frame;
+
+pub use engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, StopCheck, TextToSpeech, Turn};
+pub use epoch::EpochWatch;
+pub use frame::{AudioChunk, AudioFormat, Epoch, Frame, Marker, Payload, Text, TextKind, TimeSpan, UtteranceId, Word};

@@ -1,1 +1,25 @@
-//! placeholder
+//! revoice's stages: where audio and text are actually transformed, and the model cache.
+//!
+//! | module | what it holds |
+//! | --- | --- |
+//! | [`source`] | file decode (symphonia), microphone |
+//! | [`dsp`] | resampling, voice activity detection, time-fit |
+//! | [`stt`] | speech to text (whisper.cpp through whisper-rs) |
+//! | [`rewrite`] | the rewriting LLM (candle, GGUF) and the identity rewriter |
+//! | [`tts`] | text to speech (Piper voices through ONNX Runtime, espeak-ng) |
+//! | [`sink`] | file writers, speaker, null |
+//! | [`models`] | the model catalog, fetch, verify, convert, cache |
+//! | [`onnx`] | loading ONNX Runtime from the model cache |
+//! | [`text`] | text normalisation and word error rate |
+//! | [`registry`] | builds a stage from its config |
+
+pub mod dsp;
+pub mod models;
+pub mod onnx;
+pub mod registry;
+pub mod rewrite;
+pub mod sink;
+pub mod source;
+pub mod stt;
+pub mod text;
+pub mod tts;

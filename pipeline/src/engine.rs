@@ -1,0 +1,134 @@
+//! The small synchronous traits that model engines implement.
+//!
+//! Engines know nothing of channels, threads or epochs: a generic adapter per slot
+//! (see [`crate::adapters`]) owns those and calls the engine for each unit of work. Long
+//! loops inside an engine ask [`StopCheck::should_stop`] between tokens or chunks.
+
+use tokio_util::sync::CancellationToken;
+
+use crate::epoch::EpochWatch;
+use crate::frame::{AudioFormat, Epoch, Text};
+
+/// Tells a long-running engine call to give up: the graph was cancelled, or an
+/// interruption made the work stale.
+#[derive(Clone, Debug)]
+pub struct StopCheck {
+    cancel: CancellationToken,
+    epochs: Option<(EpochWatch, Epoch)>,
+}
+
+impl StopCheck {
+    pub fn new(cancel: CancellationToken, epochs: EpochWatch, work_epoch: Epoch) -> Self {
+        Self { cancel, epochs: Some((epochs, work_epoch)) }
+    }
+
+    /// Stops only when `cancel` fires.
+    pub fn with_cancel(cancel: CancellationToken) -> Self {
+        Self { cancel, epochs: None }
+    }
+
+    /// Never stops (one-shot commands, tests).
+    pub fn never() -> Self {
+        Self::with_cancel(CancellationToken::new())
+    }
+
+    pub fn should_stop(&self) -> bool {
+        self.cancel.is_cancelled()
+            || self.epochs.as_ref().is_some_and(|(w, e)| w.is_stale(*e))
+    }
+}
+
+/// What an engine returns when it cannot do the work.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The work was abandoned because [`StopCheck::should_stop`] said so.
+    #[error("stopped before finishing")]
+    Stopped,
+    /// The input cannot be processed; the message says what was wrong and what to do.
+    #[error("{0}")]
+    BadInput(String),
+    /// The engine failed.
+    #[error(transparent)]
+    Failed(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl EngineError {
+    pub fn failed(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
+/// Speech to text over one utterance at a time.
+pub trait SpeechToText: Send {
+    /// A short name for logs and reports ("whisper tiny.en").
+    fn name(&self) -> String;
+
+    /// The mono sample rate the engine takes (Whisper: 16 000).
+    fn sample_rate(&self) -> u32;
+
+    /// Transcribe one utterance of mono samples at [`Self::sample_rate`]. `offset` is where
+    /// the audio starts in the input, in seconds; returned spans are absolute (offset added).
+    fn transcribe(
+        &mut self,
+        audio: &[f32],
+        offset: f64,
+        stop: &StopCheck,
+    ) -> Result<Vec<Text>, EngineError>;
+}
+
+/// How long a rewrite may be, so that it fits the slot of the original speech.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Budget {
+    /// Seconds of speech available at the voice's normal rate.
+    pub seconds: f64,
+    /// The same budget counted in syllables (what the model is told).
+    pub syllables: usize,
+}
+
+/// One earlier utterance, for context.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Turn {
+    pub original: String,
+    pub rewritten: String,
+}
+
+/// One utterance to rewrite.
+#[derive(Clone, Debug)]
+pub struct RewriteRequest<'a> {
+    pub text: &'a str,
+    /// The previous few utterances, oldest first.
+    pub context: &'a [Turn],
+    pub budget: Option<Budget>,
+}
+
+/// Rewrites an utterance in a style.
+pub trait Rewriter: Send {
+    fn name(&self) -> String;
+
+    /// Rewrite `req.text`. Complete clauses are passed to `on_clause` as soon as they are
+    /// generated (so speech can start early); the whole rewrite is returned at the end.
+    /// A rewriter that gives up (budget, runaway output) returns the original text.
+    fn rewrite(
+        &mut self,
+        req: &RewriteRequest<'_>,
+        on_clause: &mut dyn FnMut(&str),
+        stop: &StopCheck,
+    ) -> Result<String, EngineError>;
+}
+
+/// Speaks text.
+pub trait TextToSpeech: Send {
+    fn name(&self) -> String;
+
+    /// The format of the audio it produces.
+    fn format(&self) -> AudioFormat;
+
+    /// Synthesize `text`, passing audio to `on_audio` piece by piece (a clause at a time)
+    /// as soon as each is ready.
+    fn synthesize(
+        &mut self,
+        text: &str,
+        on_audio: &mut dyn FnMut(&[f32]),
+        stop: &StopCheck,
+    ) -> Result<(), EngineError>;
+}

@@ -1,0 +1,9 @@
+//! `revoice transcribe`. (Filled in by its issue.)
+use super::Global;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {}
+
+pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
+    anyhow::bail!("`revoice transcribe` is not built yet")
+}

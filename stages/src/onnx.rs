@@ -1,0 +1,51 @@
+//! ONNX Runtime, loaded at run time from the library `revoice models fetch` put in the
+//! cache (no build-time download). One environment per process.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::Session;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    #[error("{path}: cannot load ONNX Runtime ({reason}); run `revoice models fetch onnxruntime`")]
+    Runtime { path: PathBuf, reason: String },
+    #[error("{path}: not a usable ONNX model ({reason})")]
+    Model { path: PathBuf, reason: String },
+}
+
+static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+
+/// The process-wide ONNX Runtime environment, loading the library at `lib` on first use.
+pub fn environment(lib: &Path) -> Result<&'static Environment, OnnxError> {
+    let env = ENVIRONMENT.get_or_init(|| {
+        if !lib.is_file() {
+            return Err("file not found".to_string());
+        }
+        ort::init_from(lib)
+            .map_err(|e| e.to_string())?
+            .with_name("revoice")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    env.as_ref().map_err(|reason| OnnxError::Runtime { path: lib.to_path_buf(), reason: reason.clone() })
+}
+
+/// Load `model` with `threads` intra-op threads.
+pub fn session(lib: &Path, model: &Path, threads: usize) -> Result<Session, OnnxError> {
+    let env = environment(lib)?;
+    let bad = |e: ort::Error| OnnxError::Model { path: model.to_path_buf(), reason: e.to_string() };
+    if !model.is_file() {
+        return Err(OnnxError::Model { path: model.to_path_buf(), reason: "file not found".into() });
+    }
+    Session::builder(env)
+        .map_err(bad)?
+        .with_intra_threads(threads.max(1))
+        .map_err(|e| bad(e.into()))?
+        .with_inter_threads(1)
+        .map_err(|e| bad(e.into()))?
+        .commit_from_file(model)
+        .map_err(bad)
+}

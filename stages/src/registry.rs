@@ -1,0 +1,1 @@
+//! Builds stages from their serde configs: one line per engine.

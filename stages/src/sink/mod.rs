@@ -1,0 +1,1 @@
+//! Where audio goes: files, the speaker, nowhere.

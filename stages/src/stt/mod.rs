@@ -1,0 +1,1 @@
+//! Speech to text: whisper.cpp through whisper-rs.
