@@ -1,1 +1,7 @@
-//! Where audio goes: files, the speaker, nowhere.
+//! Where audio goes: files (written whole or not at all), the speaker, nowhere.
+
+pub mod file;
+pub mod null;
+
+pub use file::{AudioFileSink, OutputError, SampleFormat, TimelineWriter};
+pub use null::NullSink;

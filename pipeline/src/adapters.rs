@@ -1,0 +1,402 @@
+//! One generic stage per engine slot. The adapter owns the channels, the thread, the epoch
+//! checks and the per-utterance bookkeeping; the engine only does the work.
+//!
+//! Engines load on the stage's own thread when the graph starts (the builder checks the
+//! graph before any weights load); a load error becomes the stage's error.
+
+use crate::engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, TextToSpeech, Turn};
+use crate::frame::{AudioChunk, AudioFormat, Frame, Marker, Payload, Text, UtteranceId};
+use crate::stage::{EpochGate, GateDecision, Port, Ports, Stage, StageBody, StageError, StageIo};
+
+/// An engine, or the way to load it on the stage's thread.
+pub enum Engine<T: ?Sized> {
+    Ready(Box<T>),
+    Load(Box<dyn FnOnce() -> Result<Box<T>, EngineError> + Send>),
+}
+
+impl<T: ?Sized> Engine<T> {
+    fn get(self) -> Result<Box<T>, StageError> {
+        match self {
+            Engine::Ready(e) => Ok(e),
+            Engine::Load(load) => Ok(load()?),
+        }
+    }
+}
+
+/// The longest stretch of audio handed to the recogniser at once when no VAD cut it.
+const MAX_UNCUT_SECONDS: f64 = 30.0;
+
+/// Speech to text: collects an utterance's audio (between the VAD's markers) and emits its
+/// text, framed by the same markers.
+pub struct SttStage {
+    name: String,
+    sample_rate: u32,
+    engine: Engine<dyn SpeechToText>,
+}
+
+impl SttStage {
+    /// `sample_rate` is the mono rate the engine takes (known before it loads).
+    pub fn new(name: impl Into<String>, sample_rate: u32, engine: Engine<dyn SpeechToText>) -> Self {
+        Self { name: name.into(), sample_rate, engine }
+    }
+}
+
+impl Stage for SttStage {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn ports(&self) -> Ports {
+        Ports { input: Port::audio(AudioFormat::mono(self.sample_rate)), output: Port::Text }
+    }
+
+    fn start(self: Box<Self>, mut io: StageIo) -> StageBody {
+        StageBody::Blocking(Box::new(move || {
+            let mut engine = self.engine.get()?;
+            let format = AudioFormat::mono(self.sample_rate);
+            let mut gate = EpochGate::default();
+            let mut buffer: Vec<f32> = Vec::new();
+            let mut offset = 0.0;
+            let mut utterance: UtteranceId = 0;
+            let max_uncut = format.frames_at(MAX_UNCUT_SECONDS) as usize;
+            let mut transcribe = |io: &StageIo, buffer: &mut Vec<f32>, offset: f64, utterance, epoch| {
+                if buffer.is_empty() {
+                    return Ok::<bool, StageError>(true);
+                }
+                let stop = io.stop_check(epoch);
+                let texts = match io.stats.time(|| engine.transcribe(buffer, offset, &stop)) {
+                    Err(EngineError::Stopped) => Vec::new(),
+                    r => r?,
+                };
+                buffer.clear();
+                let n = texts.len();
+                for (k, mut t) in texts.into_iter().enumerate() {
+                    t.last = k + 1 == n;
+                    if io.blocking_send(Frame::text(utterance, epoch, t)).is_err() {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            };
+            while let Some(frame) = io.blocking_recv() {
+                match gate.check(&frame, &io.epochs) {
+                    GateDecision::Stale => continue,
+                    GateDecision::NewEpoch => {
+                        buffer.clear();
+                        if io.blocking_send(gate.flushed_marker(frame.utterance)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    GateDecision::Pass => {}
+                }
+                let epoch = gate.epoch();
+                match frame.payload {
+                    Payload::Audio(chunk) => {
+                        if buffer.is_empty() {
+                            offset = chunk.start_seconds();
+                            utterance = frame.utterance;
+                        }
+                        buffer.extend_from_slice(&chunk.samples);
+                        if buffer.len() >= max_uncut && !transcribe(&io, &mut buffer, offset, utterance, epoch)? {
+                            return Ok(());
+                        }
+                    }
+                    Payload::Marker(Marker::UtteranceStart { span_start }) => {
+                        buffer.clear();
+                        offset = span_start;
+                        utterance = frame.utterance;
+                        if io.blocking_send(frame_marker(&frame.utterance, epoch, Marker::UtteranceStart { span_start })).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Payload::Marker(Marker::UtteranceEnd { span }) => {
+                        if !transcribe(&io, &mut buffer, offset, utterance, epoch)?
+                            || io.blocking_send(frame_marker(&frame.utterance, epoch, Marker::UtteranceEnd { span })).is_err()
+                        {
+                            return Ok(());
+                        }
+                    }
+                    Payload::Marker(Marker::Flushed) | Payload::Text(_) => {}
+                }
+            }
+            if !io.cancel.is_cancelled() {
+                transcribe(&io, &mut buffer, offset, utterance, gate.epoch())?;
+            }
+            Ok(())
+        }))
+    }
+}
+
+fn frame_marker(utterance: &UtteranceId, epoch: u64, marker: Marker) -> Frame {
+    Frame::marker(*utterance, epoch, marker)
+}
+
+/// How many earlier utterances a rewrite sees.
+pub const REWRITE_CONTEXT_TURNS: usize = 3;
+
+/// Rewrite: gathers an utterance's text (up to the piece marked `last`), rewrites it with
+/// the previous few utterances as context, and emits the new text (clause by clause when
+/// `stream_clauses` is on, so speech can start early).
+pub struct RewriteStage {
+    name: String,
+    engine: Engine<dyn Rewriter>,
+    settings: RewriteSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RewriteSettings {
+    /// Syllables per second of the target voice, to turn a slot's length into a budget;
+    /// `None` gives the rewriter no budget.
+    syllables_per_second: Option<f64>,
+    stream_clauses: bool,
+}
+
+impl RewriteStage {
+    pub fn new(name: impl Into<String>, engine: Engine<dyn Rewriter>) -> Self {
+        Self { name: name.into(), engine, settings: RewriteSettings::default() }
+    }
+
+    /// Budget each rewrite by the original utterance's duration at this speaking rate.
+    pub fn with_budget(mut self, syllables_per_second: f64) -> Self {
+        self.settings.syllables_per_second = Some(syllables_per_second);
+        self
+    }
+
+    /// Send clauses downstream as they are generated.
+    pub fn streaming(mut self, on: bool) -> Self {
+        self.settings.stream_clauses = on;
+        self
+    }
+}
+
+impl Stage for RewriteStage {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn ports(&self) -> Ports {
+        Ports { input: Port::Text, output: Port::Text }
+    }
+
+    fn start(self: Box<Self>, mut io: StageIo) -> StageBody {
+        StageBody::Blocking(Box::new(move || {
+            let settings = self.settings;
+            let mut engine = self.engine.get()?;
+            let mut gate = EpochGate::default();
+            let mut context: Vec<Turn> = Vec::new();
+            let mut pending: Option<(UtteranceId, Text)> = None;
+            while let Some(frame) = io.blocking_recv() {
+                match gate.check(&frame, &io.epochs) {
+                    GateDecision::Stale => continue,
+                    GateDecision::NewEpoch => {
+                        pending = None;
+                        context.clear();
+                        if io.blocking_send(gate.flushed_marker(frame.utterance)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    GateDecision::Pass => {}
+                }
+                let epoch = gate.epoch();
+                match frame.payload {
+                    Payload::Text(t) => {
+                        let last = t.last;
+                        match &mut pending {
+                            Some((u, p)) if *u == frame.utterance => {
+                                p.text.push(' ');
+                                p.text.push_str(t.text.trim());
+                                p.span.end = p.span.end.max(t.span.end);
+                                p.words.extend(t.words);
+                            }
+                            _ => pending = Some((frame.utterance, t)),
+                        }
+                        if last {
+                            let (u, original) = pending.take().expect("just set");
+                            let go = rewrite_one(settings, engine.as_mut(), &io, &mut context, u, epoch, original)?;
+                            if !go {
+                                return Ok(());
+                            }
+                        }
+                    }
+                    Payload::Marker(m) => {
+                        if let (Marker::UtteranceEnd { .. }, Some((u, _))) = (&m, &pending)
+                            && *u == frame.utterance
+                        {
+                            let (u, original) = pending.take().expect("checked");
+                            if !rewrite_one(settings, engine.as_mut(), &io, &mut context, u, epoch, original)? {
+                                return Ok(());
+                            }
+                        }
+                        if !matches!(m, Marker::Flushed) && io.blocking_send(Frame::marker(frame.utterance, epoch, m)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    Payload::Audio(_) => {}
+                }
+            }
+            if let Some((u, original)) = pending.take()
+                && !io.cancel.is_cancelled()
+            {
+                rewrite_one(settings, engine.as_mut(), &io, &mut context, u, gate.epoch(), original)?;
+            }
+            Ok(())
+        }))
+    }
+}
+
+/// Rewrite one utterance and send it on; false when downstream has gone.
+fn rewrite_one(
+    stage: RewriteSettings,
+    engine: &mut dyn Rewriter,
+    io: &StageIo,
+    context: &mut Vec<Turn>,
+    utterance: UtteranceId,
+    epoch: u64,
+    original: Text,
+) -> Result<bool, StageError> {
+    let source = original.text.trim().to_string();
+    if source.is_empty() {
+        return Ok(true);
+    }
+    let budget = stage.syllables_per_second.map(|sps| {
+        let seconds = original.span.duration();
+        Budget { seconds, syllables: ((seconds * sps).floor() as usize).max(1) }
+    });
+    let req = RewriteRequest { text: &source, context, budget };
+    let stop = io.stop_check(epoch);
+    let mut sent = String::new();
+    let mut closed = false;
+    let piece = |text: &str, last: bool| {
+        let mut t = Text::final_text(text.trim(), original.span);
+        t.language = original.language.clone();
+        t.last = last;
+        Frame::text(utterance, epoch, t)
+    };
+    let mut on_clause = |clause: &str| {
+        if stage.stream_clauses && !closed && !clause.trim().is_empty() {
+            closed = io.blocking_send(piece(clause, false)).is_err();
+            sent.push_str(clause);
+        }
+    };
+    let rewritten = match io.stats.time(|| engine.rewrite(&req, &mut on_clause, &stop)) {
+        Err(EngineError::Stopped) => return Ok(!closed),
+        r => r?,
+    };
+    if closed {
+        return Ok(false);
+    }
+    // Whatever was not streamed yet goes out as the last piece.
+    let rest = rewritten.strip_prefix(sent.as_str()).unwrap_or_else(|| {
+        if !sent.is_empty() {
+            tracing::warn!(utterance, "the rewrite's clauses do not add up to its final text");
+        }
+        if sent.is_empty() { rewritten.as_str() } else { "" }
+    });
+    context.push(Turn { original: source, rewritten: rewritten.clone() });
+    if context.len() > REWRITE_CONTEXT_TURNS {
+        context.remove(0);
+    }
+    Ok(io.blocking_send(piece(rest, true)).is_ok())
+}
+
+/// Text to speech: each text piece is spoken as it arrives; audio is placed at the start
+/// of the utterance's original span and follows on from there.
+pub struct TtsStage {
+    name: String,
+    format: AudioFormat,
+    engine: Engine<dyn TextToSpeech>,
+}
+
+impl TtsStage {
+    /// `format` is what the engine produces (known from the voice's config before loading).
+    pub fn new(name: impl Into<String>, format: AudioFormat, engine: Engine<dyn TextToSpeech>) -> Self {
+        Self { name: name.into(), format, engine }
+    }
+}
+
+impl Stage for TtsStage {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn ports(&self) -> Ports {
+        Ports { input: Port::Text, output: Port::audio(self.format) }
+    }
+
+    fn start(self: Box<Self>, mut io: StageIo) -> StageBody {
+        StageBody::Blocking(Box::new(move || {
+            let mut engine = self.engine.get()?;
+            let format = self.format;
+            let mut gate = EpochGate::default();
+            // Per utterance: where its audio continues.
+            let mut cursor: Option<(UtteranceId, u64)> = None;
+            while let Some(frame) = io.blocking_recv() {
+                match gate.check(&frame, &io.epochs) {
+                    GateDecision::Stale => continue,
+                    GateDecision::NewEpoch => {
+                        cursor = None;
+                        if io.blocking_send(gate.flushed_marker(frame.utterance)).is_err() {
+                            return Ok(());
+                        }
+                    }
+                    GateDecision::Pass => {}
+                }
+                let epoch = gate.epoch();
+                match frame.payload {
+                    Payload::Text(t) => {
+                        let u = frame.utterance;
+                        if t.text.trim().is_empty() {
+                            // Nothing to say; an empty last piece still closes its utterance.
+                            if t.last && cursor.is_some_and(|(cu, _)| cu == u) {
+                                cursor = None;
+                                let m = Marker::UtteranceEnd { span: t.span };
+                                if io.blocking_send(Frame::marker(u, epoch, m)).is_err() {
+                                    return Ok(());
+                                }
+                            }
+                            continue;
+                        }
+                        let mut pos = match cursor {
+                            Some((cu, p)) if cu == u => p,
+                            _ => {
+                                let start = format.frames_at(t.span.start);
+                                let m = Marker::UtteranceStart { span_start: t.span.start };
+                                if io.blocking_send(Frame::marker(u, epoch, m)).is_err() {
+                                    return Ok(());
+                                }
+                                start
+                            }
+                        };
+                        let stop = io.stop_check(epoch);
+                        let mut closed = false;
+                        let mut on_audio = |samples: &[f32]| {
+                            if closed || samples.is_empty() {
+                                return;
+                            }
+                            let chunk = AudioChunk::new(format, pos, samples.to_vec());
+                            pos = chunk.end();
+                            closed = io.blocking_send(Frame::audio(u, epoch, chunk)).is_err();
+                        };
+                        match io.stats.time(|| engine.synthesize(&t.text, &mut on_audio, &stop)) {
+                            Err(EngineError::Stopped) => {}
+                            r => r?,
+                        }
+                        if closed {
+                            return Ok(());
+                        }
+                        cursor = Some((u, pos));
+                        if t.last {
+                            let m = Marker::UtteranceEnd { span: t.span };
+                            if io.blocking_send(Frame::marker(u, epoch, m)).is_err() {
+                                return Ok(());
+                            }
+                            cursor = None;
+                        }
+                    }
+                    Payload::Marker(_) | Payload::Audio(_) => {}
+                }
+            }
+            Ok(())
+        }))
+    }
+}

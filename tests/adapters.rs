@@ -1,0 +1,82 @@
+//! The engine adapters: speech to text per utterance between the VAD's markers, rewrite
+//! with context and clause streaming, speech placed at the original utterance's start.
+
+use revoice_pipeline::adapters::{Engine, RewriteStage, SttStage, TtsStage};
+use revoice_pipeline::testing::{CollectingSink, FakeRewriter, FakeStt, FakeTts, ScriptedSource, texts};
+use revoice_pipeline::{AudioChunk, AudioFormat, EdgeConfig, EpochWatch, Frame, GraphBuilder, Marker, Payload, Port, TimeSpan};
+use tokio_util::sync::CancellationToken;
+
+fn utterance(id: u64, start_s: f64, seconds: f64) -> Vec<Frame> {
+    let f = AudioFormat::mono(16_000);
+    let start = f.frames_at(start_s);
+    let n = f.frames_at(seconds) as usize;
+    vec![
+        Frame::marker(id, 0, Marker::UtteranceStart { span_start: start_s }),
+        Frame::audio(id, 0, AudioChunk::new(f, start, vec![0.1; n / 2])),
+        Frame::audio(id, 0, AudioChunk::new(f, start + (n / 2) as u64, vec![0.1; n - n / 2])),
+        Frame::marker(id, 0, Marker::UtteranceEnd { span: TimeSpan::new(start_s, start_s + seconds) }),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn utterances_flow_through_stt_rewrite_and_tts_in_place() {
+    let mut frames = utterance(1, 0.5, 1.0);
+    frames.extend(utterance(2, 3.0, 0.5));
+    let (sink, received) = CollectingSink::new(Port::ANY_AUDIO);
+    let graph = GraphBuilder::new()
+        .stage(Box::new(ScriptedSource { output: Port::audio(AudioFormat::mono(16_000)), frames }), EdgeConfig::blocking(2))
+        .stage(Box::new(SttStage::new("stt", 16_000, Engine::Ready(Box::new(FakeStt)))), EdgeConfig::blocking(2))
+        .stage(Box::new(RewriteStage::new("rewrite", Engine::Load(Box::new(|| Ok(Box::new(FakeRewriter))))).streaming(true)), EdgeConfig::blocking(2))
+        .stage(Box::new(TtsStage::new("tts", AudioFormat::mono(1_000), Engine::Ready(Box::new(FakeTts)))), EdgeConfig::blocking(2))
+        .stage(Box::new(sink), EdgeConfig::default())
+        .build()
+        .unwrap();
+    graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap();
+    let frames = received.lock().unwrap();
+    // Utterance 1: "16000 SAMPLES" streamed word by word -> audio starts at 0.5 s (500 at 1 kHz).
+    let audio: Vec<(u64, u64, u64)> = frames
+        .iter()
+        .filter_map(|f| match &f.payload {
+            Payload::Audio(c) => Some((f.utterance, c.start, c.frames())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(audio.first(), Some(&(1, 500, 500)), "{audio:?}"); // "16000": 5 characters
+    assert_eq!(audio[1], (1, 1_000, 700)); // "SAMPLES" follows on
+    let second = audio.iter().find(|a| a.0 == 2).unwrap();
+    assert_eq!(second.1, 3_000, "utterance 2 starts where it started in the input");
+    let ends = frames.iter().filter(|f| matches!(f.payload, Payload::Marker(Marker::UtteranceEnd { .. }))).count();
+    assert_eq!(ends, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rewrite_emits_whole_utterances_when_not_streaming() {
+    let mut frames = utterance(1, 0.0, 0.25);
+    frames.extend(utterance(2, 1.0, 0.5));
+    let (sink, received) = CollectingSink::new(Port::Text);
+    let graph = GraphBuilder::new()
+        .stage(Box::new(ScriptedSource { output: Port::audio(AudioFormat::mono(16_000)), frames }), EdgeConfig::blocking(1))
+        .stage(Box::new(SttStage::new("stt", 16_000, Engine::Ready(Box::new(FakeStt)))), EdgeConfig::blocking(1))
+        .stage(Box::new(RewriteStage::new("rewrite", Engine::Ready(Box::new(FakeRewriter))).with_budget(4.0)), EdgeConfig::blocking(1))
+        .stage(Box::new(sink), EdgeConfig::default())
+        .build()
+        .unwrap();
+    graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap();
+    assert_eq!(texts(&received.lock().unwrap()), ["4000 SAMPLES", "8000 SAMPLES"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_fails_to_load_fails_its_stage() {
+    let (sink, _) = CollectingSink::new(Port::Text);
+    let graph = GraphBuilder::new()
+        .stage(Box::new(ScriptedSource { output: Port::audio(AudioFormat::mono(16_000)), frames: utterance(1, 0.0, 0.1) }), EdgeConfig::blocking(1))
+        .stage(
+            Box::new(SttStage::new("stt", 16_000, Engine::Load(Box::new(|| Err(revoice_pipeline::EngineError::BadInput("model.bin: not a ggml file".into())))))),
+            EdgeConfig::blocking(1),
+        )
+        .stage(Box::new(sink), EdgeConfig::default())
+        .build()
+        .unwrap();
+    let e = graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap_err();
+    assert_eq!(e.to_string(), "stt: model.bin: not a ggml file");
+}
