@@ -94,7 +94,7 @@ mod tests {
         assert_eq!(fmt_bytes(512 * MIB), "512.0 MiB");
         assert_eq!(fmt_bytes(900), "900 B");
         assert_eq!(default_budget(8 * GIB), 8 * GIB - 8 * GIB / 10);
-        assert_eq!(default_budget(1 * GIB), 768 * MIB);
+        assert_eq!(default_budget(GIB), 768 * MIB);
         assert_eq!(default_budget(100 * MIB), 0);
     }
 }
