@@ -84,7 +84,7 @@ mod check {
         if ok { 0 } else { 1 }
     }
 
-    /// A voiced, speech-like test signal: a gliding 90..220 Hz harmonic source with a
+    /// A voiced, speech-like test signal: a gliding 80..220 Hz harmonic source with a
     /// spectral tilt, syllable-rate envelope and a little noise.
     fn speechlike(rate: u32, secs: f64) -> Vec<f32> {
         let n = (rate as f64 * secs) as usize;

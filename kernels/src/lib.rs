@@ -2,7 +2,8 @@
 //! and the oracle in tests) and, behind the `cuda` feature, a CUDA C version compiled at run
 //! time through NVRTC (no CUDA compiler is needed at build time):
 //!
-//! - [`time_stretch`]: pitch-preserving WSOLA time-stretch (the timing fit),
+//! - [`time_stretch`], [`stretch_to_length`]: pitch-preserving WSOLA time-stretch (the
+//!   timing fit),
 //! - [`resample`]: windowed-sinc polyphase resampling,
 //! - [`integrated_loudness`], [`gain`], [`mix`]: ITU-R BS.1770 / EBU R128 loudness and mixing.
 //!
@@ -19,7 +20,7 @@ pub mod cuda;
 
 pub use loudness::{gain, integrated_loudness, mix, normalize_loudness};
 pub use resample::resample;
-pub use stretch::time_stretch;
+pub use stretch::{stretch_to_length, time_stretch};
 
 /// Errors from the kernels. Bad arguments say what was wrong; GPU errors say what to do.
 #[derive(Debug, thiserror::Error)]

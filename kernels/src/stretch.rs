@@ -48,12 +48,20 @@ pub struct StretchPlan {
 impl StretchPlan {
     /// `ratio` is output length / input length: 1.2 makes speech 20% longer (slower).
     pub fn new(input_len: usize, ratio: f64, rate: u32) -> Result<Self, KernelError> {
+        if !(0.5..=2.0).contains(&ratio) {
+            return Err(KernelError::BadRatio(ratio));
+        }
+        Self::with_output_len(input_len, (input_len as f64 * ratio).round() as usize, ratio, rate)
+    }
+
+    /// A plan that produces exactly `output_len` samples (the timing fit's target); `ratio`
+    /// places the frames and must be about `output_len / input_len`.
+    pub fn with_output_len(input_len: usize, output_len: usize, ratio: f64, rate: u32) -> Result<Self, KernelError> {
         crate::check_rate(rate)?;
         if !(0.5..=2.0).contains(&ratio) {
             return Err(KernelError::BadRatio(ratio));
         }
         let params = WsolaParams::for_rate(rate);
-        let output_len = (input_len as f64 * ratio).round() as usize;
         let frames = if output_len == 0 { 0 } else { (output_len - 1) / params.hop + 1 };
         let nominal = (0..frames).map(|k| (k as f64 * params.hop as f64 / ratio).round() as i64).collect();
         let win = params.win as f64;
@@ -137,6 +145,20 @@ pub fn time_stretch(input: &[f32], ratio: f64, rate: u32) -> Result<Vec<f32>, Ke
     Ok(overlap_add(input, &plan, &chosen))
 }
 
+/// Time-stretches `input` to exactly `target_len` samples (the timing fit: make a
+/// synthesized utterance last as long as the original). The implied ratio must lie in
+/// 0.5..=2.0; an empty input gives an error unless the target is empty too.
+pub fn stretch_to_length(input: &[f32], target_len: usize, rate: u32) -> Result<Vec<f32>, KernelError> {
+    if target_len == 0 {
+        crate::check_rate(rate)?;
+        return Ok(Vec::new());
+    }
+    let ratio = target_len as f64 / input.len() as f64;
+    let plan = StretchPlan::with_output_len(input.len(), target_len, ratio, rate)?;
+    let chosen = search_positions(input, &plan);
+    Ok(overlap_add(input, &plan, &chosen))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +194,20 @@ mod tests {
         let x: Vec<f32> = sine(180.0, 0.4, 16_000, 0.5).iter().zip(sine(1130.0, 0.2, 16_000, 0.5)).map(|(a, b)| a + b).collect();
         let y = time_stretch(&x, 1.0, 16_000).unwrap();
         assert!(crate::max_relative_error(&x, &y) < 1e-6);
+    }
+
+    #[test]
+    fn stretch_to_length_hits_the_target_exactly() {
+        let x = sine(150.0, 0.5, 22_050, 1.0);
+        for target in [19_845, 22_051, 26_460, 26_461, 44_100] {
+            let y = stretch_to_length(&x, target, 22_050).unwrap();
+            assert_eq!(y.len(), target);
+            let f = zero_crossing_freq(&y[y.len() / 10..y.len() * 9 / 10], 22_050);
+            assert!((f - 150.0).abs() < 0.75, "{target}: {f:.2} Hz");
+        }
+        assert!(matches!(stretch_to_length(&x, 50_000, 22_050), Err(KernelError::BadRatio(_))));
+        assert!(matches!(stretch_to_length(&[], 10, 22_050), Err(KernelError::BadRatio(_))));
+        assert!(stretch_to_length(&x, 0, 22_050).unwrap().is_empty());
     }
 
     #[test]
