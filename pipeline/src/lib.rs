@@ -1,7 +1,9 @@
 //! revoice's core, free of ML crates: frames, the `Stage` trait, bounded edges, the graph
-//! builder, the supervisor, interruption epochs, and the engine traits with their adapters.
+//! builder, the supervisor, interruption epochs, the engine traits with their adapters, and the
+//! GPU-memory arbiter.
 
 pub mod adapters;
+pub mod arbiter;
 pub mod edge;
 pub mod engine;
 pub mod epoch;
@@ -11,6 +13,7 @@ pub mod stage;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 
+pub use arbiter::{Arbiter, ArbiterConfig, ArbiterError, ArbiterStats, LeaseState, ModelHandle, ModelSpec, PlanFit};
 pub use edge::{Closed, EdgeConfig, EdgePolicy, EdgeRx, EdgeTx};
 pub use engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, StopCheck, TextToSpeech, Turn};
 pub use epoch::EpochWatch;
