@@ -186,7 +186,7 @@ impl<'a> Converter<'a> {
             return Err("no encoder or decoder layers found".into());
         }
         for v in model.variables.values() {
-            if matches!(v.dtype, DType::I8 | DType::I16) {
+            if v.len() > 1 && matches!(v.dtype, DType::I8 | DType::I16) {
                 return Err("quantized (int8) CTranslate2 models are not supported; use a float16 or float32 one".into());
             }
         }
