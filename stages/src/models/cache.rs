@@ -56,8 +56,22 @@ pub struct ModelStatus {
     pub source: Option<String>,
 }
 
+/// A cached model's state, judged without hashing: files are "verified" when their sizes
+/// match the manifest and none was modified after it was last hashed (at fetch or `verify`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum QuickState {
+    NotFetched,
+    Verified,
+    /// A file is missing, has the wrong size, or changed since it was hashed.
+    Changed,
+}
+
 /// Models whose files this process has already hashed in full.
 static HASHED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+
+/// Touched when `verify` finds every file of a model intact.
+const VERIFIED_STAMP: &str = ".verified";
 
 /// A model cache rooted at a folder.
 #[derive(Debug, Clone)]
@@ -133,7 +147,28 @@ impl Cache {
     pub fn verify(&self, name: &str) -> Result<Vec<FileCheck>, ModelError> {
         let dir = self.model_dir(name);
         let manifest = self.manifest(name).ok_or_else(|| ModelError::NotCached { name: name.to_string(), dir: dir.clone() })?;
-        Ok(self.check_files(name, &manifest))
+        let checks = self.check_files(name, &manifest);
+        if checks.iter().all(|c| c.ok) {
+            // Remember when it was last found intact (for `quick_state`).
+            let stamp = dir.join(VERIFIED_STAMP);
+            let _ = fs::write(&stamp, b"");
+        }
+        Ok(checks)
+    }
+
+    /// The state of a cached model from sizes and modification times only (no hashing).
+    pub fn quick_state(&self, name: &str) -> QuickState {
+        let dir = self.model_dir(name);
+        let Some(manifest) = self.manifest(name) else { return QuickState::NotFetched };
+        let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+        let hashed_at = [mtime(&dir.join("manifest.json")), mtime(&dir.join(VERIFIED_STAMP))].into_iter().flatten().max();
+        for f in &manifest.files {
+            match fs::metadata(dir.join(&f.name)) {
+                Ok(m) if m.len() == f.size && m.modified().ok() <= hashed_at => {}
+                _ => return QuickState::Changed,
+            }
+        }
+        QuickState::Verified
     }
 
     fn check_files(&self, name: &str, manifest: &Manifest) -> Vec<FileCheck> {
@@ -238,7 +273,7 @@ impl Cache {
                     tracing::info!(model = entry.name, file = f.name, parts = f.parts.len(), "unpacking and checking");
                     fetch::assemble(f, &wheels, &stage.join(f.name), &self.root, &fix)?;
                 }
-                self.build(entry, &stage, &out)?;
+                self.build_into(entry, &stage, &out)?;
                 let specs: Vec<String> = packages.iter().map(|p| format!("{}=={}", p.name, p.version)).collect();
                 format!("pip: {}", specs.join(" "))
             }
@@ -284,7 +319,7 @@ impl Cache {
     }
 
     /// Turn the checked source files in `stage` into the cache files in `out`.
-    fn build(&self, entry: &ModelEntry, stage: &Path, out: &Path) -> Result<(), ModelError> {
+    pub(crate) fn build_into(&self, entry: &ModelEntry, stage: &Path, out: &Path) -> Result<(), ModelError> {
         match entry.build {
             Build::Copy => {
                 let Origin::Packages { files, .. } = entry.origin else { return Ok(()) };
@@ -312,7 +347,7 @@ impl Cache {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let file_name = e.file_name().to_string_lossy().into_owned();
-            if file_name == "manifest.json" {
+            if file_name == "manifest.json" || file_name.starts_with('.') {
                 continue;
             }
             let path = e.path();

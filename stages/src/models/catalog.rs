@@ -242,7 +242,7 @@ pub static CATALOG: &[ModelEntry] = &[
         role: Role::Rewriter,
         description: "Qwen2.5-Coder-0.5B-Instruct GGUF with its Q5_0 tensors re-quantized to Q8_0 (fast on CPU)",
         license: "Apache-2.0",
-        size_bytes: 531 * MB,
+        size_bytes: 637 * MB,
         origin: Origin::Derived { from: "qwen2.5-coder-0.5b-instruct-original" },
         build: Build::RequantGguf,
         main_file: "qwen2.5-coder-0.5b-instruct-q8fast.gguf",

@@ -14,13 +14,14 @@ mod cache;
 pub mod ct2;
 mod fetch;
 pub mod ggml;
+pub mod hub;
 pub mod import;
 pub mod mel;
 pub mod requant;
 
 use std::path::{Path, PathBuf};
 
-pub use cache::{Cache, FileCheck, Manifest, ManifestFile, ModelStatus};
+pub use cache::{Cache, FileCheck, Manifest, ManifestFile, ModelStatus, QuickState};
 pub use catalog::{Build, ModelEntry, Role, CATALOG};
 
 /// What can go wrong getting a model. Each message says what was wrong and what to do.
