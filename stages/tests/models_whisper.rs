@@ -33,11 +33,11 @@ fn read_wav_16k_mono(path: &Path) -> Vec<f32> {
     r.samples::<i16>().map(|s| s.unwrap() as f32 / 32768.0).collect()
 }
 
-#[test]
-fn converted_tiny_en_transcribes_jfk() {
-    let model = models::ensure("whisper-tiny.en").expect("fetch + convert whisper-tiny.en");
+/// Convert-fetch `name`, check its shape, transcribe jfk with it; returns the WER.
+fn transcribe_jfk(name: &str, expect: (i32, i32, i32, i32, i32)) -> f64 {
+    let model = models::ensure(name).unwrap_or_else(|e| panic!("fetch + convert {name}: {e}"));
     let h = HParams::read(&model).unwrap();
-    assert_eq!((h.n_vocab, h.n_audio_layer, h.n_text_layer, h.n_mels, h.n_audio_state), (51864, 4, 4, 80, 384));
+    assert_eq!((h.n_vocab, h.n_audio_layer, h.n_text_layer, h.n_mels, h.n_audio_state), expect);
 
     let ctx = WhisperContext::new_with_params(&model, WhisperContextParameters::default()).expect("whisper.cpp loads it");
     let mut state = ctx.create_state().unwrap();
@@ -53,8 +53,20 @@ fn converted_tiny_en_transcribes_jfk() {
     let text: String = state.as_iter().map(|s| s.to_str_lossy().unwrap().into_owned()).collect::<Vec<_>>().join(" ");
     let reference = reference("en_jfk_inaugural.wav");
     let wer = revoice_stages::text::word_errors(&reference, &text);
-    eprintln!("tiny.en (converted) on jfk: {text:?}; WER {:.3}", wer.rate());
-    assert!(wer.rate() <= 0.10, "WER {:.3}: {text:?}", wer.rate());
+    eprintln!("{name} (converted) on jfk: {text:?}; WER {:.3}", wer.rate());
+    wer.rate()
+}
+
+#[test]
+fn converted_tiny_en_transcribes_jfk() {
+    let wer = transcribe_jfk("whisper-tiny.en", (51864, 4, 4, 80, 384));
+    assert!(wer <= 0.10, "WER {wer:.3}");
+}
+
+#[test]
+fn converted_base_multilingual_transcribes_jfk() {
+    let wer = transcribe_jfk("whisper-base", (51865, 6, 6, 80, 512));
+    assert!(wer <= 0.10, "WER {wer:.3}");
 }
 
 /// `whisper/assets/mel_filters.npz` from the openai-whisper sdist, fetched with pip into the cache.
