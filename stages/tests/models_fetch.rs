@@ -66,6 +66,16 @@ fn a_corrupted_file_is_caught_by_verify_and_fixed_by_fetch() {
     let entry = models::entry("silero-vad").unwrap();
     cache.fetch(entry, true).unwrap();
     assert!(cache.verify("silero-vad").unwrap().iter().all(|c| c.ok));
+
+    // `ensure` notices a file changed since it was hashed, hashes it, and fetches again.
+    let mut bytes = fs::read(&onnx).unwrap();
+    bytes[10] ^= 0x01;
+    fs::write(&onnx, &bytes).unwrap();
+    assert_eq!(cache.quick_state("silero-vad"), models::QuickState::Changed);
+    let path = cache.ensure("silero-vad").unwrap();
+    assert_eq!(path, onnx);
+    assert_eq!(cache.quick_state("silero-vad"), models::QuickState::Verified);
+    assert!(cache.verify("silero-vad").unwrap().iter().all(|c| c.ok));
 }
 
 #[test]

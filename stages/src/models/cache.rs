@@ -10,10 +10,8 @@
 //! reader never sees half a model, and the lock keeps two processes from building the same
 //! one at once.
 
-use std::collections::HashSet;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use super::catalog::{self, Build, ModelEntry, Origin};
 use super::fetch::{self, Pip};
@@ -67,9 +65,6 @@ pub enum QuickState {
     Changed,
 }
 
-/// Models whose files this process has already hashed in full.
-static HASHED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
-
 /// Touched when `verify` finds every file of a model intact.
 const VERIFIED_STAMP: &str = ".verified";
 
@@ -116,8 +111,9 @@ impl Cache {
         self.fetch(entry, false)
     }
 
-    /// The main file if the model is cached and intact. Sizes are checked every time, the
-    /// full sha256 once per process.
+    /// The main file if the model is cached and intact. Sizes and modification times are
+    /// checked every time; a file that changed since it was last hashed is hashed again
+    /// (and the model fetched again if it no longer matches).
     fn ready(&self, entry: &ModelEntry) -> Result<Option<PathBuf>, ModelError> {
         let Some(manifest) = self.manifest(entry.name) else { return Ok(None) };
         let dir = self.model_dir(entry.name);
@@ -130,14 +126,10 @@ impl Cache {
                 }
             }
         }
-        let hashed = HASHED.lock().map(|g| g.as_ref().is_some_and(|s| s.contains(&dir))).unwrap_or(false);
-        if !hashed {
-            if self.check_files(entry.name, &manifest).iter().any(|c| !c.ok) {
+        if self.quick_state(entry.name) != QuickState::Verified {
+            if self.verify(entry.name)?.iter().any(|c| !c.ok) {
                 tracing::warn!(model = entry.name, "cached file damaged; fetching again");
                 return Ok(None);
-            }
-            if let Ok(mut g) = HASHED.lock() {
-                g.get_or_insert_with(HashSet::new).insert(dir.clone());
             }
         }
         Ok(Some(dir.join(&manifest.main_file)))
@@ -366,9 +358,6 @@ impl Cache {
         }
         fs::rename(out, &dir).map_err(|e| self.io(&dir, e))?;
         remove_all(&old).map_err(|e| self.io(&old, e))?;
-        if let Ok(mut g) = HASHED.lock() {
-            g.get_or_insert_with(HashSet::new).insert(dir.clone());
-        }
         tracing::info!(model = name, dir = %dir.display(), "in the cache");
         Ok(dir.join(main_file))
     }
