@@ -96,3 +96,16 @@ fn status_lists_every_catalog_model() {
     assert!(status.iter().all(|s| !s.cached));
     assert!(Path::new(&status[0].dir).starts_with(dir.path()));
 }
+
+#[test]
+fn a_full_disk_is_one_clear_error() {
+    // The file being assembled is routed to /dev/full, where every write fails with ENOSPC.
+    let dir = tempfile::tempdir().unwrap();
+    let stage = dir.path().join(".partial").join("silero-vad").join("stage");
+    fs::create_dir_all(&stage).unwrap();
+    std::os::unix::fs::symlink("/dev/full", stage.join("silero_vad.onnx.part")).unwrap();
+    let err = Cache::new(dir.path()).ensure("silero-vad").unwrap_err();
+    assert!(matches!(err, ModelError::DiskFull { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("no space left") && text.contains("REVOICE_MODELS"), "{text}");
+}
