@@ -109,3 +109,15 @@ fn a_full_disk_is_one_clear_error() {
     let text = err.to_string();
     assert!(text.contains("no space left") && text.contains("REVOICE_MODELS"), "{text}");
 }
+
+#[test]
+fn kokoro_is_fetchable_by_name_and_joins_its_four_parts() {
+    let onnx = models::ensure("kokoro-v1.0-int8").expect("fetch kokoro");
+    assert!(onnx.ends_with("kokoro-v1.0.int8.onnx"));
+    for f in ["vocab.json", "voices_ja.npz"] {
+        assert!(onnx.with_file_name(f).is_file(), "{f}");
+    }
+    let checks = shared().verify("kokoro-v1.0-int8").unwrap();
+    assert_eq!(checks.len(), 3);
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+}
