@@ -8,6 +8,18 @@
 //! and sha256, which [`Cache::verify`] re-checks.
 //!
 //! The cache is `REVOICE_MODELS`, else `<platform cache dir>/revoice/models`.
+//!
+//! | name | `ensure` returns | beside it |
+//! | --- | --- | --- |
+//! | `whisper-tiny.en`, `whisper-base` | whisper.cpp ggml f16 `.bin` | |
+//! | `qwen2.5-coder-0.5b-instruct` (Q5_0 -> Q8_0), `...-original` | GGUF | |
+//! | `smollm2-135m-instruct` (Q4_1 -> Q8_0), `...-original` | GGUF | |
+//! | `piper-en_US-joe-medium` | `en_US-joe-medium.onnx` | `<file>.json` (the voice config) |
+//! | `kokoro-v1.0-int8` | `kokoro-v1.0.int8.onnx` | `vocab.json`, `voices_ja.npz` |
+//! | `onnxruntime` | `libonnxruntime.so.1.31.1` | |
+//! | `silero-vad` | `silero_vad.onnx` | |
+//!
+//! [`entry`] gives a name's catalog entry (role, license, description, source).
 
 pub mod catalog;
 mod cache;
