@@ -2,4 +2,5 @@
 //! fitting new speech to the timing of the original.
 
 pub mod resample;
+pub mod timefit;
 pub mod vad;
