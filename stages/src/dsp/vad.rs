@@ -35,6 +35,8 @@ pub enum VadError {
     Onnx(#[from] OnnxError),
     #[error("silero VAD: {0}")]
     Run(String),
+    #[error("silero VAD model: {0}")]
+    Model(String),
     #[error("voice activity detection: {0}")]
     BadConfig(String),
 }
@@ -128,8 +130,8 @@ impl SileroVad {
 
     /// Load Silero VAD and ONNX Runtime from the model cache, fetching them if missing.
     pub fn from_cache(threads: usize) -> Result<Self, VadError> {
-        let lib = crate::stt::dev_ensure("onnxruntime").map_err(VadError::Run)?;
-        let model = crate::stt::dev_ensure("silero-vad").map_err(VadError::Run)?;
+        let lib = crate::models::ensure("onnxruntime").map_err(|e| VadError::Model(e.to_string()))?;
+        let model = crate::models::ensure("silero-vad").map_err(|e| VadError::Model(e.to_string()))?;
         Self::new(&lib, &model, threads)
     }
 

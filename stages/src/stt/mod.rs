@@ -11,6 +11,7 @@
 pub mod file;
 pub mod format;
 pub mod input;
+pub mod quantize;
 pub mod stream;
 pub mod whisper;
 pub mod words;
@@ -45,16 +46,5 @@ pub enum SttError {
 
 /// The path of a cached model, fetching it on a miss.
 pub(crate) fn cached_model(name: &str) -> Result<PathBuf, SttError> {
-    dev_ensure(name).map_err(SttError::Cache)
-}
-
-// TEMP(dev): stands in for crate::models::ensure until the models branch is merged.
-pub(crate) fn dev_ensure(name: &str) -> Result<PathBuf, String> {
-    let dir = std::env::var("REVOICE_DEV_MODELS").map_err(|_| format!("{name}: set REVOICE_DEV_MODELS"))?;
-    let file = match name {
-        "onnxruntime" => "libonnxruntime.so.1.31.1",
-        "silero-vad" => "silero_vad.onnx",
-        other => return Ok(PathBuf::from(dir).join(format!("ggml-{}.bin", other.trim_start_matches("whisper-")))),
-    };
-    Ok(PathBuf::from(dir).join(file))
+    crate::models::ensure(name).map_err(|e| SttError::Cache(e.to_string()))
 }

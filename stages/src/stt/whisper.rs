@@ -80,16 +80,17 @@ impl WhisperConfig {
         if name.ends_with(".bin") || name.contains(std::path::MAIN_SEPARATOR) {
             return Ok(as_path.to_path_buf());
         }
-        let entry = match name.as_str() {
-            "tiny.en" => "whisper-tiny.en",
-            "base" => "whisper-base",
-            "tiny.en-q8_0" => "whisper-tiny.en-q8_0",
-            "base-q8_0" => "whisper-base-q8_0",
+        let (entry, q8) = match name.as_str() {
+            "tiny.en" => ("whisper-tiny.en", false),
+            "base" => ("whisper-base", false),
+            "tiny.en-q8_0" => ("whisper-tiny.en", true),
+            "base-q8_0" => ("whisper-base", true),
             other => {
                 return Err(SttError::UnknownModel(other.to_string()));
             }
         };
-        super::cached_model(entry)
+        let f16 = super::cached_model(entry)?;
+        if q8 { super::quantize::q8_0_beside(&f16) } else { Ok(f16) }
     }
 }
 
