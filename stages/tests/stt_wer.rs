@@ -58,3 +58,15 @@ fn base_word_error_rate_is_at_most_eight_percent() {
     let total = score("base");
     assert!(total.rate() <= 0.08, "base WER {:.2} %", total.rate() * 100.0);
 }
+
+#[test]
+fn tiny_en_q8_0_word_error_rate_is_at_most_ten_percent() {
+    let total = score("tiny.en-q8_0");
+    assert!(total.rate() <= 0.10, "tiny.en Q8_0 WER {:.2} %", total.rate() * 100.0);
+}
+
+#[test]
+fn base_q8_0_word_error_rate_is_at_most_eight_percent() {
+    let total = score("base-q8_0");
+    assert!(total.rate() <= 0.08, "base Q8_0 WER {:.2} %", total.rate() * 100.0);
+}

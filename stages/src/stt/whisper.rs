@@ -30,8 +30,10 @@ pub struct WhisperConfig {
     pub threads: usize,
     /// 1 decodes greedily; more uses beam search of that width.
     pub beam_size: usize,
-    /// Encode only as much of the 30 s window as the utterance fills (much faster on
-    /// short utterances).
+    /// Encode only as much of the 30 s window as the utterance fills: much faster on
+    /// short utterances, but Whisper was trained on full windows and it costs accuracy
+    /// (base: 8.9 % against 7.9 % WER on the test recordings), so it is off by default;
+    /// live mode may turn it on for latency.
     pub fit_audio_context: bool,
     /// Ask whisper.cpp for token times (word times).
     pub word_times: bool,
@@ -46,7 +48,7 @@ impl Default for WhisperConfig {
             language: "en".into(),
             threads: 0,
             beam_size: 1,
-            fit_audio_context: true,
+            fit_audio_context: false,
             word_times: true,
             temperature_fallback: true,
         }
