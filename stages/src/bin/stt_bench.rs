@@ -14,7 +14,7 @@
 //! loading for all three.
 //!
 //! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,base] [--repeat N]
-//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR]
+//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,6 +47,8 @@ struct Opts {
     whisper_plain: PathBuf,
     python: PathBuf,
     ct2_dir: PathBuf,
+    /// Also run revoice with the audio context fitted to each utterance.
+    fit: bool,
 }
 
 fn parse() -> Result<(Opts, Option<String>), String> {
@@ -58,6 +60,7 @@ fn parse() -> Result<(Opts, Option<String>), String> {
         whisper_plain: "/var/cache/revoice/whisper-cli/whisper_plain".into(),
         python: "/var/cache/revoice/fw-venv/bin/python".into(),
         ct2_dir: "/var/cache/revoice/ct2".into(),
+        fit: false,
     };
     let mut child = None;
     let mut args = std::env::args().skip(1);
@@ -72,6 +75,7 @@ fn parse() -> Result<(Opts, Option<String>), String> {
             "--python" => o.python = val()?.into(),
             "--ct2-dir" => o.ct2_dir = val()?.into(),
             "--child" => child = Some(val()?),
+            "--fit" => o.fit = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -81,7 +85,12 @@ fn parse() -> Result<(Opts, Option<String>), String> {
 /// One revoice run in this process: prints `RESULT {json}`.
 fn child(o: &Opts, model: &str) -> Result<(), String> {
     let t0 = Instant::now();
-    let config = WhisperConfig { model: Some(model.into()), threads: o.threads, ..WhisperConfig::default() };
+    let config = WhisperConfig {
+        model: Some(model.into()),
+        threads: o.threads,
+        fit_audio_context: o.fit,
+        ..WhisperConfig::default()
+    };
     let mut engine = WhisperEngine::from_config(&config).map_err(|e| e.to_string())?;
     let vad_config = VadConfig::default();
     let mut vad = Vad::new(SileroVad::from_cache(1).map_err(|e| e.to_string())?, &vad_config).map_err(|e| e.to_string())?;
@@ -104,6 +113,8 @@ struct Run {
     load_s: f64,
     transcribe_s: f64,
     peak_mb: f64,
+    /// User + system CPU seconds of the whole child (load included).
+    cpu_s: f64,
     text: String,
     note: String,
 }
@@ -114,7 +125,7 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
     for _ in 0..repeat.max(1) {
         let out = Command::new("/usr/bin/time")
             .arg("-f")
-            .arg("MAXRSS_KB=%M")
+            .arg("MAXRSS_KB=%M CPU_S=%U %S")
             .args(cmd)
             .output()
             .map_err(|e| format!("{name}: cannot run {} ({e})", cmd[0]))?;
@@ -123,11 +134,10 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
         if !out.status.success() {
             return Err(format!("{name}: failed: {}", stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ")));
         }
-        let peak_kb: f64 = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("MAXRSS_KB="))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(f64::NAN);
+        let time_line = stderr.lines().find_map(|l| l.strip_prefix("MAXRSS_KB=")).unwrap_or_default();
+        let fields: Vec<f64> = time_line.replace("CPU_S=", "").split_whitespace().filter_map(|v| v.parse().ok()).collect();
+        let peak_kb = fields.first().copied().unwrap_or(f64::NAN);
+        let cpu_s = fields.get(1).copied().unwrap_or(f64::NAN) + fields.get(2).copied().unwrap_or(f64::NAN);
         let run = if let Some(j) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) {
             let v: serde_json::Value = serde_json::from_str(j).map_err(|e| format!("{name}: {e}"))?;
             let note = match (v["speech_s"].as_f64(), v["utterances"].as_u64()) {
@@ -139,6 +149,7 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
                 load_s: v["load_s"].as_f64().unwrap_or(f64::NAN),
                 transcribe_s: v["transcribe_s"].as_f64().unwrap_or(f64::NAN),
                 peak_mb: peak_kb / 1024.0,
+                cpu_s,
                 text: v["text"].as_str().unwrap_or_default().to_string(),
                 note,
             }
@@ -157,6 +168,7 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
                 load_s: field("load_s="),
                 transcribe_s: field("transcribe_s="),
                 peak_mb: peak_kb / 1024.0,
+                cpu_s,
                 text: lines.map(str::trim).collect::<Vec<_>>().join(" "),
                 note: String::new(),
             }
@@ -208,6 +220,12 @@ fn main() {
             format!("revoice {model}"),
             vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone()],
         )];
+        if o.fit {
+            plan.push((
+                format!("revoice {model} fitted ctx"),
+                vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone(), "--fit".into()],
+            ));
+        }
         if !model.contains("-q") {
             let ggml = WhisperConfig { model: Some(model.clone()), ..WhisperConfig::default() }.model_file();
             match ggml {
@@ -235,15 +253,16 @@ fn main() {
         }
     }
     println!("stt_bench: {} ({audio_s:.1} s), {} threads, best of {}", o.audio.display(), o.threads, o.repeat);
-    println!("{:<36} {:>7} {:>9} {:>7} {:>8} {:>8}", "system", "load s", "wall s", "RTF", "peak MB", "WER*");
+    println!("{:<36} {:>7} {:>9} {:>7} {:>8} {:>8} {:>8}", "system", "load s", "wall s", "RTF", "CPU s", "peak MB", "WER*");
     for r in &runs {
         let wer = reference.as_ref().map_or(f64::NAN, |re| word_errors(re, &r.text).rate() * 100.0);
         println!(
-            "{:<36} {:>7.2} {:>9.2} {:>7.3} {:>8.0} {:>7.1}%  {}",
+            "{:<36} {:>7.2} {:>9.2} {:>7.3} {:>8.2} {:>8.0} {:>7.1}%  {}",
             r.name,
             r.load_s,
             r.transcribe_s,
             r.transcribe_s / audio_s,
+            r.cpu_s,
             r.peak_mb,
             wer,
             r.note
@@ -253,9 +272,15 @@ fn main() {
         let ours = runs.iter().find(|r| r.name == format!("revoice {model}"));
         for peer in runs.iter().filter(|r| !r.name.starts_with("revoice") && r.name.contains(&format!(" {model} "))) {
             if let Some(ours) = ours {
-                println!("{model}: {} / revoice = {:.2}x", peer.name, peer.transcribe_s / ours.transcribe_s);
+                println!(
+                    "{model}: {} / revoice: wall {:.2}x, CPU {:.2}x",
+                    peer.name,
+                    peer.transcribe_s / ours.transcribe_s,
+                    peer.cpu_s / ours.cpu_s
+                );
             }
         }
     }
+    println!("CPU s: user+system seconds of the whole process, model load included; with one thread it is the work done, whatever the machine's load");
     println!("* WER against the manifest reference (for a multi-speaker file, the speakers' texts joined: indicative only)");
 }
