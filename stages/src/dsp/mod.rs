@@ -4,3 +4,4 @@
 pub mod resample;
 pub mod timefit;
 pub mod vad;
+pub mod vad_stage;
