@@ -187,6 +187,10 @@ impl Generator {
                         ended = End::OverBudget;
                         break;
                     }
+                    Flow::Invented(what) => {
+                        ended = End::Invented(what);
+                        break;
+                    }
                 }
             }
             logits = self.step(next)?;
@@ -197,12 +201,13 @@ impl Generator {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum End {
     Eos,
     Runaway,
     Timeout,
     OverBudget,
+    Invented(String),
 }
 
 enum Flow {
@@ -211,6 +216,8 @@ enum Flow {
     End,
     /// Past the syllable limit.
     Over,
+    /// The clause adds a name, number or negation the input does not have.
+    Invented(String),
 }
 
 /// The clause-level state of one attempt's output.
@@ -254,6 +261,11 @@ impl<'a> Stream<'a> {
             self.held.pop();
             return Flow::Over;
         }
+        let extra = self.required.unexpected(&text);
+        if !extra.is_empty() {
+            self.held.pop();
+            return Flow::Invented(extra.join(", "));
+        }
         if self.required.missing(&text).is_empty() {
             for c in self.held.drain(..) {
                 emit(&c);
@@ -285,8 +297,10 @@ impl<'a> Stream<'a> {
     fn finish(mut self, ended: End, emit: &mut dyn FnMut(&str)) -> Attempt {
         if ended == End::Eos {
             if let Some(rest) = self.splitter.finish() {
-                if let Flow::Over = self.accept(&rest, emit) {
-                    return self.cut_short("over the syllable limit");
+                match self.accept(&rest, emit) {
+                    Flow::Over => return self.cut_short("over the syllable limit"),
+                    Flow::Invented(what) => return self.cut_short(&format!("added {what}")),
+                    _ => {}
                 }
             }
             let text = self.text();
@@ -304,11 +318,12 @@ impl<'a> Stream<'a> {
             return Attempt::Done(self.emitted.join(" "));
         }
         let why = match ended {
-            End::Runaway => "token cap reached",
-            End::Timeout => "timed out",
-            _ => "over the syllable limit",
+            End::Runaway => "token cap reached".to_string(),
+            End::Timeout => "timed out".to_string(),
+            End::Invented(what) => format!("added {what}"),
+            _ => "over the syllable limit".to_string(),
         };
-        self.cut_short(why)
+        self.cut_short(&why)
     }
 
     /// Generation stopped early: what was already passed on stands (it ends at a clause and
@@ -341,6 +356,10 @@ mod tests {
                 }
                 Flow::Over => {
                     end = End::OverBudget;
+                    break;
+                }
+                Flow::Invented(what) => {
+                    end = End::Invented(what);
                     break;
                 }
             }

@@ -216,7 +216,8 @@ impl Worker {
         emit: &mut dyn FnMut(&str),
     ) -> Result<String, EngineError> {
         let style = &self.config.style;
-        let required = Required::of(text, style.english);
+        let context_text: Vec<&str> = context.iter().flat_map(|t| [t.original.as_str(), t.rewritten.as_str()]).collect();
+        let required = Required::with_context(text, &context_text.join(" "), style.english);
         let input_tokens = self.generator.tokenizer.encode(text).map_err(EngineError::failed)?.len();
         let max_new = match budget {
             // About 1.5 tokens per syllable is generous for English.

@@ -111,22 +111,54 @@ pub fn has_negation(text: &str) -> bool {
     })
 }
 
-/// What an input requires of its rewrite.
+/// What an input requires of its rewrite, and what the rewrite may not add.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Required {
     pub numbers: BTreeSet<String>,
     pub names: BTreeSet<String>,
     pub negation: bool,
+    /// The input asks something: the rewrite must too (not answer it).
+    pub question: bool,
+    /// English output: a negation the input lacks would flip its meaning.
+    english: bool,
+    /// Lower-cased words of the input and its context: names in the output must come from here.
+    known_words: BTreeSet<String>,
+    /// Numbers of the input and its context: the only numbers the output may have.
+    known_numbers: BTreeSet<String>,
 }
 
 impl Required {
     /// `english`: whether the output is English (negation words are only checked then).
     pub fn of(input: &str, english: bool) -> Self {
+        Self::with_context(input, "", english)
+    }
+
+    /// Like [`Required::of`], with earlier utterances whose names and numbers may be used.
+    pub fn with_context(input: &str, context: &str, english: bool) -> Self {
+        let both = format!("{input} {context}");
         Self {
             numbers: numbers(input).into_iter().collect(),
             names: names(input).into_iter().collect(),
             negation: english && has_negation(input),
+            question: input.contains('?'),
+            english,
+            known_words: words(&both).map(|w| w.to_lowercase()).collect(),
+            known_numbers: numbers(&both).into_iter().collect(),
         }
+    }
+
+    /// What `output` adds that the input does not allow: invented numbers or names, a
+    /// negation the input does not have.
+    pub fn unexpected(&self, output: &str) -> Vec<String> {
+        let mut out: Vec<String> = numbers(output).into_iter().filter(|n| !self.known_numbers.contains(n)).collect();
+        if self.english {
+            // Other languages capitalise words that are not names (German nouns, titles).
+            out.extend(names(output).into_iter().filter(|n| !self.known_words.contains(&n.to_lowercase())));
+        }
+        if self.english && !self.negation && has_negation(output) && !has_negation_in(&self.known_words) {
+            out.push("a negation".to_string());
+        }
+        out
     }
 
     /// What `output` lacks (empty when nothing is missing), for messages and retries.
@@ -138,8 +170,15 @@ impl Required {
         if self.negation && !has_negation(output) {
             out.push("the negation".to_string());
         }
+        if self.question && !output.contains('?') {
+            out.push("the question".to_string());
+        }
         out
     }
+}
+
+fn has_negation_in(words: &BTreeSet<String>) -> bool {
+    words.iter().any(|w| NEGATIONS.contains(&w.as_str()) || w.ends_with("n't"))
 }
 
 #[cfg(test)]
@@ -184,5 +223,15 @@ mod tests {
         assert_eq!(r.missing("She did not pay 40."), vec!["Alice", "Bob"]);
         let t = Required::of("Alice did not pay.", false);
         assert!(!t.negation);
+    }
+
+    #[test]
+    fn invented_items_and_answered_questions_are_caught() {
+        let r = Required::with_context("Will Alice pay the 40 dollars?", "Bob asked about it.", true);
+        assert_eq!(r.missing("Alice will pay the 40 dollars."), vec!["the question"]);
+        assert!(r.missing("Is Alice going to pay the 40 dollars?").is_empty());
+        assert!(r.unexpected("Is Alice going to pay Bob the 40 dollars?").is_empty());
+        assert_eq!(r.unexpected("Will Alice pay Carol 45 dollars?"), vec!["45", "Carol"]);
+        assert_eq!(r.unexpected("Alice will not pay the 40 dollars."), vec!["a negation"]);
     }
 }
