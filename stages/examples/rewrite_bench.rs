@@ -1,10 +1,11 @@
 //! Bench of the rewrite models: prefill and decode tokens/s, time to first token (cold and with
-//! the style's system prompt cached), peak memory; and, when given a llama.cpp `llama-bench`,
-//! the same GGUF through it at the same thread count, as a ratio.
+//! the style's system prompt cached), peak memory; and, when given the llama.cpp peer,
+//! the same GGUF through llama.cpp at the same thread count, as a ratio (`--llama-peer`: the
+//! program built from `rewrite_bench_peer/llama_peer.cpp`, see the README there).
 //!
 //! ```text
 //! cargo run --release -p revoice-stages --example rewrite_bench -- \
-//!     [--threads 2] [--model NAME|FILE.gguf]... [--llama-bench PATH]
+//!     [--threads 2[,1...]] [--model NAME|FILE.gguf]... [--llama-peer PATH]
 //! ```
 //! Models default to the two catalog models. Each model runs in a child process so that its
 //! peak memory is its own.
@@ -32,21 +33,21 @@ fn main() {
 type Res<T> = Result<T, Box<dyn std::error::Error>>;
 
 struct Opts {
-    threads: usize,
+    threads: Vec<usize>,
     models: Vec<String>,
-    llama_bench: Option<PathBuf>,
+    llama_peer: Option<PathBuf>,
     child: Option<PathBuf>,
 }
 
 fn parse() -> Res<Opts> {
-    let mut o = Opts { threads: 2, models: Vec::new(), llama_bench: None, child: None };
+    let mut o = Opts { threads: vec![2], models: Vec::new(), llama_peer: None, child: None };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().ok_or_else(|| format!("{a} needs a value"));
         match a.as_str() {
-            "--threads" => o.threads = val()?.parse()?,
+            "--threads" => o.threads = val()?.split(',').map(str::parse).collect::<Result<_, _>>()?,
             "--model" => o.models.push(val()?),
-            "--llama-bench" => o.llama_bench = Some(PathBuf::from(val()?)),
+            "--llama-peer" => o.llama_peer = Some(PathBuf::from(val()?)),
             "--child" => o.child = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown argument {other}").into()),
         }
@@ -69,32 +70,41 @@ fn run() -> Res<()> {
     if let Some(path) = &o.child {
         return child(path);
     }
-    println!("threads: {}   prefill: {PREFILL} tokens   decode: {DECODE} tokens   best of {REPEATS}", o.threads);
-    println!("{:<44} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}", "model", "prefill/s", "decode/s", "ttft cold", "ttft warm", "peak MiB", "load s");
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!("prefill: {PREFILL} tokens   decode: {DECODE} tokens   best of {REPEATS}   load average: {}", load.trim());
+    println!(
+        "{:<42} {:>3} {:>10} {:>10} {:>10} {:>10} {:>9} {:>7}",
+        "model", "thr", "prefill/s", "decode/s", "ttft cold", "ttft warm", "peak MiB", "load s"
+    );
     for name in &o.models {
         let path = resolve(name)?;
-        let out = Command::new(std::env::current_exe()?)
-            .args(["--child", &path.to_string_lossy()])
-            .env("CANDLE_NUM_THREADS", o.threads.to_string())
-            .env("RAYON_NUM_THREADS", o.threads.to_string())
-            .output()?;
-        if !out.status.success() {
-            return Err(format!("{name}: {}", String::from_utf8_lossy(&out.stderr)).into());
-        }
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let f: Vec<f64> = line.split_whitespace().map(|x| x.parse().unwrap_or(f64::NAN)).collect();
         let file = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        println!(
-            "{:<44} {:>10.1} {:>10.1} {:>8.0}ms {:>8.0}ms {:>9.0} {:>9.2}",
-            file, f[0], f[1], f[2] * 1e3, f[3] * 1e3, f[4], f[5]
-        );
-        if let Some(lb) = &o.llama_bench {
-            match llama_bench(lb, &path, o.threads) {
-                Ok((pp, tg)) => println!(
-                    "{:<44} {:>10.1} {:>10.1}   candle/llama.cpp: prefill {:.2}x, decode {:.2}x",
-                    "  llama.cpp llama-bench, same file", pp, tg, f[0] / pp, f[1] / tg
-                ),
-                Err(e) => println!("  llama.cpp: {e}"),
+        for &threads in &o.threads {
+            let out = Command::new(std::env::current_exe()?)
+                .args(["--child", &path.to_string_lossy()])
+                .env("CANDLE_NUM_THREADS", threads.to_string())
+                .env("RAYON_NUM_THREADS", threads.to_string())
+                .output()?;
+            if !out.status.success() {
+                return Err(format!("{name}: {}", String::from_utf8_lossy(&out.stderr)).into());
+            }
+            let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            let f: Vec<f64> = line.split_whitespace().map(|x| x.parse().unwrap_or(f64::NAN)).collect();
+            if f.len() != 6 {
+                return Err(format!("{name}: unexpected child output {line:?}").into());
+            }
+            println!(
+                "{:<42} {:>3} {:>10.1} {:>10.1} {:>8.0}ms {:>8.0}ms {:>9.0} {:>7.2}",
+                file, threads, f[0], f[1], f[2] * 1e3, f[3] * 1e3, f[4], f[5]
+            );
+            if let Some(peer) = &o.llama_peer {
+                match llama_peer(peer, &path, threads) {
+                    Ok((pp, tg)) => println!(
+                        "{:<42} {:>3} {:>10.1} {:>10.1}   candle/llama.cpp: prefill {:.2}x, decode {:.2}x",
+                        "  llama.cpp, same file", threads, pp, tg, f[0] / pp, f[1] / tg
+                    ),
+                    Err(e) => println!("  llama.cpp: {e}"),
+                }
             }
         }
     }
@@ -134,6 +144,9 @@ fn child(path: &Path) -> Res<()> {
         }
         best_decode = best_decode.min(t.elapsed());
     }
+    // Peak of the model alone (the rewriter below loads a second copy; freed memory is not
+    // always returned to the system, so it would count twice).
+    let peak = peak_mib();
     drop(model);
 
     // Time to first token through the rewriter: a cold call, then one whose system prompt and
@@ -152,7 +165,7 @@ fn child(path: &Path) -> Res<()> {
         DECODE as f64 / best_decode.as_secs_f64(),
         cold.as_secs_f64(),
         warm.as_secs_f64(),
-        peak_mib(),
+        peak,
         load
     );
     Ok(())
@@ -168,29 +181,20 @@ fn peak_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// Runs llama.cpp's `llama-bench` on the same file and thread count: (prefill t/s, decode t/s).
-fn llama_bench(bin: &Path, model: &Path, threads: usize) -> Res<(f64, f64)> {
+/// Runs the llama.cpp peer (`rewrite_bench_peer/llama_peer.cpp`) on the same file and thread
+/// count: (prefill t/s, decode t/s).
+fn llama_peer(bin: &Path, model: &Path, threads: usize) -> Res<(f64, f64)> {
     let out = Command::new(bin)
-        .args(["-m", &model.to_string_lossy(), "-t", &threads.to_string(), "-p", &PREFILL.to_string()])
-        .args(["-n", &DECODE.to_string(), "-r", &REPEATS.to_string(), "-o", "csv"])
+        .arg(model)
+        .args([threads, PREFILL, DECODE, REPEATS].map(|n| n.to_string()))
         .output()?;
     if !out.status.success() {
         return Err(String::from_utf8_lossy(&out.stderr).into_owned().into());
     }
-    let csv = String::from_utf8_lossy(&out.stdout);
-    let mut lines = csv.lines();
-    let header: Vec<String> = lines.next().ok_or("empty llama-bench output")?.split(',').map(|s| s.trim_matches('"').to_string()).collect();
-    let col = |n: &str| header.iter().position(|h| h == n).ok_or(format!("llama-bench output lacks {n}"));
-    let (np, nn, ts) = (col("n_prompt")?, col("n_gen")?, col("avg_ts")?);
-    let (mut pp, mut tg) = (f64::NAN, f64::NAN);
-    for l in lines {
-        let f: Vec<&str> = l.split(',').map(|s| s.trim_matches('"')).collect();
-        let v: f64 = f.get(ts).and_then(|s| s.parse().ok()).unwrap_or(f64::NAN);
-        if f.get(np).is_some_and(|s| *s != "0") {
-            pp = v;
-        } else if f.get(nn).is_some_and(|s| *s != "0") {
-            tg = v;
-        }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let f: Vec<f64> = text.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    match f[..] {
+        [pp, tg] => Ok((pp, tg)),
+        _ => Err(format!("unexpected llama_peer output {text:?}").into()),
     }
-    Ok((pp, tg))
 }

@@ -39,6 +39,10 @@ pub struct Timing {
     pub decode: Duration,
     /// From the start of the attempt to the first generated token.
     pub first_token: Duration,
+    /// Model attempts the last utterance took (0 when only the original was used).
+    pub attempts: usize,
+    /// Whether the last utterance fell back to the original text.
+    pub fell_back: bool,
 }
 
 /// A model, its tokenizer and what its KV cache holds.
@@ -330,7 +334,7 @@ impl<'a> Stream<'a> {
     /// holds everything required); with nothing passed on the attempt failed.
     fn cut_short(self, why: &str) -> Attempt {
         if self.emitted.is_empty() {
-            Attempt::Failed(format!("{why}: {:?}", self.text()))
+            Attempt::Failed(format!("{why}: {:?}", format!("{} {}", self.text(), self.splitter.pending()).trim()))
         } else {
             tracing::debug!(why, "rewrite cut at a clause boundary");
             Attempt::Done(self.emitted.join(" "))

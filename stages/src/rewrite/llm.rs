@@ -104,7 +104,8 @@ impl LlmRewriter {
         Ok(Self { name: format!("{arch} {file}"), jobs: Some(jobs_tx), thread: Some(thread) })
     }
 
-    /// Timings of the last model call (prefill, decode, first token).
+    /// Timings of the last model call (prefill, decode, first token) and whether the last
+    /// utterance fell back to the original text.
     pub fn last_timing(&self) -> Result<Timing, RewriteError> {
         let (tx, rx) = mpsc::channel();
         self.jobs.as_ref().ok_or(RewriteError::WorkerGone)?.send(Request::Timing(tx)).map_err(|_| RewriteError::WorkerGone)?;
@@ -226,7 +227,9 @@ impl Worker {
         };
         let turns = &context[context.len().saturating_sub(self.config.context_turns)..];
         let mut keep: Vec<String> = Vec::new();
+        self.generator.last.fell_back = false;
         for round in 0..2 {
+            self.generator.last.attempts = round + 1;
             let told = budget.map(|b| if round == 0 { b } else { (b * 3 / 4).max(1) });
             let spec = AttemptSpec {
                 system: &self.system,
@@ -251,6 +254,7 @@ impl Worker {
             }
         }
         tracing::info!(text, "rewrite fell back to the original text");
+        self.generator.last.fell_back = true;
         for c in clauses::split(text) {
             emit(&c);
         }

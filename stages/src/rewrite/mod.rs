@@ -16,6 +16,7 @@ mod identity;
 mod llm;
 pub mod model;
 pub mod output;
+mod q8;
 mod styles;
 pub mod syllables;
 pub mod tokenizer;
@@ -23,7 +24,7 @@ pub mod tokenizer;
 use std::path::PathBuf;
 
 pub use clauses::{ClauseSplitter, split as split_clauses};
-pub use generate::Sampling;
+pub use generate::{Sampling, Timing};
 pub use identity::IdentityRewriter;
 pub use llm::{LlmConfig, LlmRewriter};
 pub use styles::{IDENTITY, Style};

@@ -16,6 +16,7 @@ use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::RewriteError;
+use super::q8::{self, Q8Matrix};
 
 /// The most tokens one conversation (system prompt, examples, context, utterance, answer)
 /// may hold.
@@ -53,17 +54,46 @@ pub struct Hyper {
     pub vocab: usize,
 }
 
+/// A weight matrix: our AVX-512 VNNI Q8_0 kernel where the CPU and the block type allow it,
+/// candle's quantized matmul otherwise.
+enum Linear {
+    Q8(Q8Matrix),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(m) => m.forward(x),
+            Linear::Q8(m) => {
+                let dims = x.dims().to_vec();
+                let k = *dims.last().unwrap_or(&0);
+                if k != m.cols() {
+                    candle_core::bail!("matmul width {k} != {}", m.cols());
+                }
+                let rows = x.elem_count() / k.max(1);
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut out = vec![0f32; rows * m.rows()];
+                m.matmul(&xs, rows, &mut out);
+                let mut shape = dims;
+                *shape.last_mut().expect("non-empty shape") = m.rows();
+                Tensor::from_vec(out, shape, x.device())
+            }
+        }
+    }
+}
+
 struct Layer {
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
     bias_qkv: Option<(Tensor, Tensor, Tensor)>,
-    wo: QMatMul,
+    wo: Linear,
     attn_norm: RmsNorm,
     ffn_norm: RmsNorm,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
+    w_gate: Linear,
+    w_up: Linear,
+    w_down: Linear,
     /// [1, n_kv_head, MAX_CONTEXT, head_dim], filled up to `Transformer::cached`.
     k_cache: Tensor,
     v_cache: Tensor,
@@ -75,7 +105,7 @@ pub struct Transformer {
     embed_raw: QTensor,
     layers: Vec<Layer>,
     norm: RmsNorm,
-    output: QMatMul,
+    output: Linear,
     cos: Tensor,
     sin: Tensor,
     /// How many positions of the KV cache hold valid keys and values.
@@ -148,14 +178,18 @@ impl Transformer {
             }
             ct.tensor(&mut reader, name, &device).map_err(bad)
         };
-        let matmul = |t: QTensor| -> Result<QMatMul, RewriteError> {
+        let use_q8 = q8::available() && std::env::var_os("REVOICE_NO_Q8_KERNEL").is_none();
+        let matmul = |t: QTensor| -> Result<Linear, RewriteError> {
             let t = if needs_requant(t.dtype()) {
                 let f = t.dequantize(&Device::Cpu).map_err(bad)?;
                 QTensor::quantize(&f, GgmlDType::Q8_0).map_err(bad)?
             } else {
                 t
             };
-            QMatMul::from_qtensor(t).map_err(bad)
+            if use_q8 && let Some(m) = Q8Matrix::from_qtensor(&t) {
+                return Ok(Linear::Q8(m));
+            }
+            Ok(Linear::Candle(QMatMul::from_qtensor(t).map_err(bad)?))
         };
 
         let embed_raw = get("token_embd.weight")?;

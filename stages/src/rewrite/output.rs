@@ -155,7 +155,7 @@ impl Required {
             // Other languages capitalise words that are not names (German nouns, titles).
             out.extend(names(output).into_iter().filter(|n| !self.known_words.contains(&n.to_lowercase())));
         }
-        if self.english && !self.negation && has_negation(output) && !has_negation_in(&self.known_words) {
+        if self.english && !self.negation && has_negation(output) {
             out.push("a negation".to_string());
         }
         out
@@ -177,9 +177,6 @@ impl Required {
     }
 }
 
-fn has_negation_in(words: &BTreeSet<String>) -> bool {
-    words.iter().any(|w| NEGATIONS.contains(&w.as_str()) || w.ends_with("n't"))
-}
 
 #[cfg(test)]
 mod tests {
@@ -233,5 +230,8 @@ mod tests {
         assert!(r.unexpected("Is Alice going to pay Bob the 40 dollars?").is_empty());
         assert_eq!(r.unexpected("Will Alice pay Carol 45 dollars?"), vec!["45", "Carol"]);
         assert_eq!(r.unexpected("Alice will not pay the 40 dollars."), vec!["a negation"]);
+        // A negation in the context does not license one in the rewrite.
+        let r = Required::with_context("Our team grew to 30.", "I don't know.", true);
+        assert_eq!(r.unexpected("I don't know why our team grew to 30."), vec!["a negation"]);
     }
 }
