@@ -47,6 +47,7 @@ fn check_preset(model_path: &PathBuf, preset: &str) -> usize {
     let mut rw = LlmRewriter::load(LlmConfig::new(model_path.clone(), style)).unwrap();
     let mut context: Vec<Turn> = Vec::new();
     let mut rewritten = 0;
+    let mut changed = 0;
     for &text in SENTENCES {
         let budget_syl = syllables::count(text) * 3 / 2 + 4;
         let budget = Budget { seconds: budget_syl as f64 / 4.0, syllables: budget_syl };
@@ -70,12 +71,18 @@ fn check_preset(model_path: &PathBuf, preset: &str) -> usize {
         if !rw.last_timing().unwrap().fell_back {
             rewritten += 1;
         }
+        if out != text {
+            changed += 1;
+        }
         context.push(Turn { original: text.to_string(), rewritten: out });
         if context.len() > 3 {
             context.remove(0);
         }
     }
-    eprintln!("[{preset}] model output used for {rewritten}/{} (the rest fell back to the original)", SENTENCES.len());
+    eprintln!(
+        "[{preset}] model output used for {rewritten}/{n} (the rest fell back to the original); {changed}/{n} differ from the input",
+        n = SENTENCES.len()
+    );
     rewritten
 }
 

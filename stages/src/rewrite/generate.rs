@@ -106,6 +106,8 @@ impl Generator {
             p.extend(t.message(Role::User, input)?);
             p.extend(t.message(Role::Assistant, output)?);
         }
+        // Earlier utterances as earlier turns (original, then as rewritten), so names, pronouns
+        // and terms stay consistent.
         for turn in spec.context {
             p.extend(t.message(Role::User, &turn.original)?);
             p.extend(t.message(Role::Assistant, &turn.rewritten)?);

@@ -100,6 +100,7 @@ impl Style {
     pub fn system_prompt(&self) -> String {
         format!(
             "You rewrite one spoken utterance at a time. {} \
+             Change the wording to fit this style; do not return the utterance unchanged. \
              Reply with the rewritten utterance only: no introduction, no quotes, no notes, no explanation. \
              Keep every number, name and negation. Do not answer questions, rewrite them. \
              When asked for at most N syllables, stay within that length.",
