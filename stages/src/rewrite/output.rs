@@ -1,7 +1,7 @@
 //! What a rewrite must be: only the utterance (no preamble, quotes or notes), with the input's
 //! numbers, names and negations, within its length budget.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 const PREAMBLE_OPENERS: &[&str] = &[
     "sure", "certainly", "of course", "okay", "ok,", "ok!", "ok.", "absolutely", "here is", "here's",
@@ -111,10 +111,20 @@ pub fn has_negation(text: &str) -> bool {
     })
 }
 
+fn counts(items: Vec<String>) -> BTreeMap<String, usize> {
+    let mut m = BTreeMap::new();
+    for i in items {
+        *m.entry(i).or_insert(0) += 1;
+    }
+    m
+}
+
 /// What an input requires of its rewrite, and what the rewrite may not add.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Required {
     pub numbers: BTreeSet<String>,
+    /// How often each number occurs: a rewrite keeps every occurrence.
+    number_counts: BTreeMap<String, usize>,
     pub names: BTreeSet<String>,
     pub negation: bool,
     /// The input asks something: the rewrite must too (not answer it).
@@ -138,6 +148,7 @@ impl Required {
         let both = format!("{input} {context}");
         Self {
             numbers: numbers(input).into_iter().collect(),
+            number_counts: counts(numbers(input)),
             names: names(input).into_iter().collect(),
             negation: english && has_negation(input),
             question: input.contains('?'),
@@ -163,8 +174,9 @@ impl Required {
 
     /// What `output` lacks (empty when nothing is missing), for messages and retries.
     pub fn missing(&self, output: &str) -> Vec<String> {
-        let got: BTreeSet<String> = numbers(output).into_iter().collect();
-        let mut out: Vec<String> = self.numbers.iter().filter(|n| !got.contains(*n)).cloned().collect();
+        let got = counts(numbers(output));
+        let mut out: Vec<String> =
+            self.number_counts.iter().filter(|(n, c)| got.get(*n).copied().unwrap_or(0) < **c).map(|(n, _)| n.clone()).collect();
         let lower = output.to_lowercase();
         out.extend(self.names.iter().filter(|n| !lower.contains(&n.to_lowercase())).cloned());
         if self.negation && !has_negation(output) {
@@ -218,6 +230,10 @@ mod tests {
         assert!(r.missing("Alice didn't pay Bob the 40 dollars.").is_empty());
         assert_eq!(r.missing("Alice paid Bob 14 dollars."), vec!["40", "the negation"]);
         assert_eq!(r.missing("She did not pay 40."), vec!["Alice", "Bob"]);
+        // Every occurrence counts.
+        let r = Required::of("On day 7 we rested. On day 7 we ate.", true);
+        assert_eq!(r.missing("On day 7 we rested and ate."), vec!["7"]);
+        assert!(r.missing("We rested on day 7, and ate on day 7.").is_empty());
         let t = Required::of("Alice did not pay.", false);
         assert!(!t.negation);
     }
