@@ -1,9 +1,98 @@
-//! `revoice rewrite`. (Filled in by its issue.)
+//! `revoice rewrite`: rewrite text in a style, one utterance per input line, one per output line.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use revoice_pipeline::{Budget, RewriteRequest, StopCheck, Turn};
+use revoice_stages::rewrite::{self, IDENTITY, LlmConfig, RewriterChoice, Sampling, Style};
+
 use super::Global;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+/// Model short names and the catalog entries they stand for.
+const MODEL_ALIASES: &[(&str, &str)] = &[("qwen", "qwen2.5-coder-0.5b-instruct"), ("smollm2", "smollm2-135m-instruct")];
 
-pub fn run(_args: Args, _global: &Global) -> anyhow::Result<()> {
-    anyhow::bail!("`revoice rewrite` is not built yet")
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The style: a preset (formal, casual, concise, plain-english, friendly, pirate,
+    /// translate-to-LANGUAGE) or `identity` (text passes unchanged).
+    #[arg(long, short, default_value = "plain-english", conflicts_with = "instruction")]
+    pub style: String,
+    /// A free instruction instead of a preset ("Rewrite it as a news anchor would.").
+    #[arg(long)]
+    pub instruction: Option<String>,
+    /// The model: `qwen` (Qwen2.5-Coder-0.5B-Instruct, default), `smollm2` (SmolLM2-135M-Instruct,
+    /// fastest), a model catalog name, or a path to a GGUF file.
+    #[arg(long, short, default_value = "qwen")]
+    pub model: String,
+    /// At most this many syllables per utterance (longer rewrites are retried, then the
+    /// original is kept).
+    #[arg(long)]
+    pub syllables: Option<usize>,
+    /// Sample with this temperature instead of greedy decoding (seeded: reproducible).
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// The sampling seed.
+    #[arg(long, default_value_t = Sampling::default().seed)]
+    pub seed: u64,
+    /// How many earlier lines are shown to the model as context.
+    #[arg(long, default_value_t = 3)]
+    pub context: usize,
+    /// The text to rewrite; `-` or nothing reads stdin, one utterance per line.
+    pub text: Option<String>,
+}
+
+fn model_path(name: &str) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(name);
+    if name.ends_with(".gguf") || path.is_file() {
+        anyhow::ensure!(path.is_file(), "{name}: no such model file");
+        return Ok(path);
+    }
+    let catalog = MODEL_ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, c)| *c);
+    revoice_stages::models::ensure(catalog).with_context(|| format!("model `{name}`"))
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    let choice = if args.instruction.is_none() && args.style.eq_ignore_ascii_case(IDENTITY) {
+        RewriterChoice::Identity
+    } else {
+        let style = match &args.instruction {
+            Some(i) => Style::custom(i)?,
+            None => Style::preset(&args.style)?,
+        };
+        let mut config = LlmConfig::new(model_path(&args.model)?, style);
+        config.sampling = Sampling { seed: args.seed, temperature: args.temperature, top_p: None };
+        config.context_turns = args.context;
+        RewriterChoice::Llm(config)
+    };
+    let mut rewriter = rewrite::build(choice)?;
+    let lines: Box<dyn Iterator<Item = std::io::Result<String>>> = match args.text.as_deref() {
+        None | Some("-") => Box::new(std::io::stdin().lock().lines()),
+        Some(t) => Box::new(t.lines().map(|l| Ok(l.to_string())).collect::<Vec<_>>().into_iter()),
+    };
+    let stop = StopCheck::never();
+    let mut context: Vec<Turn> = Vec::new();
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            // An empty line stays an empty line: nothing to say.
+            writeln!(out)?;
+            continue;
+        }
+        let budget = args.syllables.map(|s| Budget { seconds: s as f64 / 4.0, syllables: s });
+        let req = RewriteRequest { text: &line, context: &context, budget };
+        let rewritten = rewriter.rewrite(&req, &mut |_| {}, &stop)?;
+        if global.json {
+            writeln!(out, "{}", serde_json::json!({ "input": line, "output": rewritten }))?;
+        } else {
+            writeln!(out, "{rewritten}")?;
+        }
+        out.flush()?;
+        context.push(Turn { original: line, rewritten });
+        if context.len() > args.context {
+            context.remove(0);
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,428 @@
+//! One rewrite attempt: build the prompt, prefill what the KV cache lacks, decode token by token,
+//! cut the stream into clauses, and hold clauses back until they are known to be good.
+
+use std::time::{Duration, Instant};
+
+use candle_transformers::generation::LogitsProcessor;
+use revoice_pipeline::{StopCheck, Turn};
+
+use super::RewriteError;
+use super::clauses::ClauseSplitter;
+use super::model::{MAX_CONTEXT, Transformer};
+use super::output::{self, Required};
+use super::syllables;
+use super::tokenizer::{ChatTokenizer, Role};
+
+/// How tokens are picked. Greedy by default; with a temperature, sampling is seeded.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    pub seed: u64,
+    /// None: greedy (always the most likely token).
+    pub temperature: Option<f64>,
+    pub top_p: Option<f64>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self { seed: 299_792_458, temperature: None, top_p: None }
+    }
+}
+
+/// Timings of the last model call, for benches and logs.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Timing {
+    pub prompt_tokens: usize,
+    /// Tokens actually prefilled (the rest came from the cache).
+    pub prefilled: usize,
+    pub prefill: Duration,
+    pub generated: usize,
+    pub decode: Duration,
+    /// From the start of the attempt to the first generated token.
+    pub first_token: Duration,
+    /// Model attempts the last utterance took (0 when only the original was used).
+    pub attempts: usize,
+    /// Whether the last utterance fell back to the original text.
+    pub fell_back: bool,
+}
+
+/// A model, its tokenizer and what its KV cache holds.
+pub struct Generator {
+    pub model: Transformer,
+    pub tokenizer: ChatTokenizer,
+    /// The tokens whose keys and values are in the model's cache, in order.
+    cached: Vec<u32>,
+    pub last: Timing,
+}
+
+/// How one attempt ended.
+#[derive(Debug)]
+pub enum Attempt {
+    /// The rewrite (its clauses were all passed on).
+    Done(String),
+    /// Unusable; nothing was passed on. The reason is for logs.
+    Failed(String),
+    Stopped,
+}
+
+/// What one attempt is asked to do.
+pub struct AttemptSpec<'a> {
+    pub system: &'a str,
+    pub example: Option<&'a (String, String)>,
+    pub context: &'a [Turn],
+    pub text: &'a str,
+    /// Syllables the model is told it may use.
+    pub told: Option<usize>,
+    /// Syllables the output may really have.
+    pub limit: Option<usize>,
+    /// Items the model is reminded to keep (after a failed attempt).
+    pub keep: &'a [String],
+    pub required: &'a Required,
+    pub max_new_tokens: usize,
+    pub timeout: Duration,
+    pub sampling: Sampling,
+}
+
+fn user_message(text: &str, told: Option<usize>, keep: &[String]) -> String {
+    let mut m = text.to_string();
+    if let Some(n) = told {
+        m.push_str(&format!("\n(at most {n} syllables)"));
+    }
+    if !keep.is_empty() {
+        m.push_str(&format!("\n(keep exactly: {})", keep.join(", ")));
+    }
+    m
+}
+
+impl Generator {
+    pub fn new(model: Transformer, tokenizer: ChatTokenizer) -> Self {
+        Self { model, tokenizer, cached: Vec::new(), last: Timing::default() }
+    }
+
+    /// The prompt of an attempt, as tokens.
+    pub fn prompt(&self, spec: &AttemptSpec<'_>) -> Result<Vec<u32>, RewriteError> {
+        let t = &self.tokenizer;
+        let mut p = t.message(Role::System, spec.system)?;
+        if let Some((input, output)) = spec.example {
+            p.extend(t.message(Role::User, input)?);
+            p.extend(t.message(Role::Assistant, output)?);
+        }
+        // Earlier utterances as earlier turns (original, then as rewritten), so names, pronouns
+        // and terms stay consistent.
+        for turn in spec.context {
+            p.extend(t.message(Role::User, &turn.original)?);
+            p.extend(t.message(Role::Assistant, &turn.rewritten)?);
+        }
+        p.extend(t.message(Role::User, &user_message(spec.text, spec.told, spec.keep))?);
+        p.extend(t.assistant_start()?);
+        Ok(p)
+    }
+
+    /// Runs `tokens` through the model, reusing the longest cached prefix. Returns the logits
+    /// after the last token.
+    pub fn prefill(&mut self, tokens: &[u32]) -> Result<candle_core::Tensor, RewriteError> {
+        let mut common = self.cached.iter().zip(tokens).take_while(|(a, b)| a == b).count();
+        // At least one token must run to get logits.
+        common = common.min(tokens.len().saturating_sub(1)).min(self.model.cached());
+        self.model.truncate(common);
+        self.cached.truncate(common);
+        let started = Instant::now();
+        let logits = self.model.forward(&tokens[common..])?;
+        self.cached.extend_from_slice(&tokens[common..]);
+        self.last.prompt_tokens = tokens.len();
+        self.last.prefilled = tokens.len() - common;
+        self.last.prefill = started.elapsed();
+        Ok(logits)
+    }
+
+    /// Adds one generated token; returns the next logits.
+    pub fn step(&mut self, token: u32) -> Result<candle_core::Tensor, RewriteError> {
+        let logits = self.model.forward(&[token])?;
+        self.cached.push(token);
+        Ok(logits)
+    }
+
+    /// One attempt at a rewrite; accepted clauses go to `emit` as soon as they are safe.
+    pub fn attempt(
+        &mut self,
+        spec: &AttemptSpec<'_>,
+        emit: &mut dyn FnMut(&str),
+        stop: &StopCheck,
+    ) -> Result<Attempt, RewriteError> {
+        let started = Instant::now();
+        let prompt = self.prompt(spec)?;
+        let room = MAX_CONTEXT.saturating_sub(prompt.len());
+        if room < 8 {
+            return Ok(Attempt::Failed(format!("prompt of {} tokens leaves no room to answer", prompt.len())));
+        }
+        let max_new = spec.max_new_tokens.min(room);
+        let mut logits = self.prefill(&prompt)?;
+        let mut sampler = LogitsProcessor::new(spec.sampling.seed, spec.sampling.temperature, spec.sampling.top_p);
+        let mut stream = Stream::new(spec.required, spec.limit);
+        let mut generated: Vec<u32> = Vec::new();
+        let mut decoded_len = 0;
+        let decode_started = Instant::now();
+        let mut ended = End::Runaway;
+        while generated.len() < max_new {
+            if stop.should_stop() {
+                return Ok(Attempt::Stopped);
+            }
+            if started.elapsed() > spec.timeout {
+                ended = End::Timeout;
+                break;
+            }
+            let next = sampler.sample(&logits)?;
+            if generated.is_empty() {
+                self.last.first_token = started.elapsed();
+            }
+            if self.tokenizer.is_stop(next) {
+                ended = End::Eos;
+                break;
+            }
+            generated.push(next);
+            let text = self.tokenizer.decode(&generated)?;
+            if !text.ends_with('\u{FFFD}') && text.len() > decoded_len {
+                let piece = text[decoded_len.min(text.len())..].to_string();
+                decoded_len = text.len();
+                match stream.push(&piece, emit) {
+                    Flow::Go => {}
+                    Flow::End => {
+                        ended = End::Eos;
+                        break;
+                    }
+                    Flow::Over => {
+                        ended = End::OverBudget;
+                        break;
+                    }
+                    Flow::Invented(what) => {
+                        ended = End::Invented(what);
+                        break;
+                    }
+                }
+            }
+            logits = self.step(next)?;
+        }
+        self.last.generated = generated.len();
+        self.last.decode = decode_started.elapsed();
+        Ok(stream.finish(ended, emit))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum End {
+    Eos,
+    Runaway,
+    Timeout,
+    OverBudget,
+    Invented(String),
+}
+
+enum Flow {
+    Go,
+    /// The answer is over (notes or a second paragraph follow).
+    End,
+    /// Past the syllable limit.
+    Over,
+    /// The clause adds a name, number or negation the input does not have.
+    Invented(String),
+}
+
+/// The clause-level state of one attempt's output.
+struct Stream<'a> {
+    splitter: ClauseSplitter,
+    required: &'a Required,
+    limit: Option<usize>,
+    /// Accepted clauses not yet passed on (until the required items have all appeared).
+    held: Vec<String>,
+    emitted: Vec<String>,
+}
+
+impl<'a> Stream<'a> {
+    fn new(required: &'a Required, limit: Option<usize>) -> Self {
+        Self { splitter: ClauseSplitter::new(), required, limit, held: Vec::new(), emitted: Vec::new() }
+    }
+
+    fn text(&self) -> String {
+        self.emitted.iter().chain(&self.held).cloned().collect::<Vec<_>>().join(" ")
+    }
+
+    fn has_content(&self) -> bool {
+        !self.emitted.is_empty() || !self.held.is_empty()
+    }
+
+    /// Takes one clause; false when the answer is over.
+    fn accept(&mut self, clause: &str, emit: &mut dyn FnMut(&str)) -> Flow {
+        if !self.has_content() && output::is_preamble(clause) {
+            return Flow::Go;
+        }
+        if output::is_note(clause) {
+            return Flow::End;
+        }
+        let clause = output::clean_clause(clause);
+        if clause.is_empty() {
+            return Flow::Go;
+        }
+        self.held.push(clause);
+        let text = self.text();
+        if self.limit.is_some_and(|l| syllables::count(&text) > l) {
+            self.held.pop();
+            return Flow::Over;
+        }
+        let extra = self.required.unexpected(&text);
+        if !extra.is_empty() {
+            self.held.pop();
+            return Flow::Invented(extra.join(", "));
+        }
+        if self.required.missing(&text).is_empty() {
+            for c in self.held.drain(..) {
+                emit(&c);
+                self.emitted.push(c);
+            }
+        }
+        Flow::Go
+    }
+
+    fn push(&mut self, piece: &str, emit: &mut dyn FnMut(&str)) -> Flow {
+        // A line break after some content ends the answer (notes, alternatives follow).
+        let (piece, line_end) = match piece.find('\n') {
+            Some(i) if self.has_content() || !self.splitter.pending().trim().is_empty() => (&piece[..i], true),
+            _ => (piece, false),
+        };
+        for clause in self.splitter.push(&piece.replace('\n', " ")) {
+            match self.accept(&clause, emit) {
+                Flow::Go => {}
+                other => return other,
+            }
+        }
+        let pending = format!("{} {}", self.text(), self.splitter.pending());
+        if self.limit.is_some_and(|l| syllables::count(&pending) > l) {
+            return Flow::Over;
+        }
+        if line_end { Flow::End } else { Flow::Go }
+    }
+
+    fn finish(mut self, ended: End, emit: &mut dyn FnMut(&str)) -> Attempt {
+        if ended == End::Eos {
+            if let Some(rest) = self.splitter.finish() {
+                match self.accept(&rest, emit) {
+                    Flow::Over => return self.cut_short("over the syllable limit"),
+                    Flow::Invented(what) => return self.cut_short(&format!("added {what}")),
+                    _ => {}
+                }
+            }
+            let text = self.text();
+            if text.trim().is_empty() {
+                return Attempt::Failed("empty answer".to_string());
+            }
+            let missing = self.required.missing(&text);
+            if !missing.is_empty() {
+                return Attempt::Failed(format!("lost {}: {text:?}", missing.join(", ")));
+            }
+            for c in self.held.drain(..) {
+                emit(&c);
+                self.emitted.push(c);
+            }
+            return Attempt::Done(self.emitted.join(" "));
+        }
+        let why = match ended {
+            End::Runaway => "token cap reached".to_string(),
+            End::Timeout => "timed out".to_string(),
+            End::Invented(what) => format!("added {what}"),
+            _ => "over the syllable limit".to_string(),
+        };
+        self.cut_short(&why)
+    }
+
+    /// Generation stopped early: what was already passed on stands (it ends at a clause and
+    /// holds everything required); with nothing passed on the attempt failed.
+    fn cut_short(self, why: &str) -> Attempt {
+        if self.emitted.is_empty() {
+            Attempt::Failed(format!("{why}: {:?}", format!("{} {}", self.text(), self.splitter.pending()).trim()))
+        } else {
+            tracing::debug!(why, "rewrite cut at a clause boundary");
+            Attempt::Done(self.emitted.join(" "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(pieces: &[&str], required: &Required, limit: Option<usize>, ended: End) -> (Attempt, Vec<String>) {
+        let mut out = Vec::new();
+        let mut s = Stream::new(required, limit);
+        let mut emit = |c: &str| out.push(c.to_string());
+        let mut end = ended;
+        for p in pieces {
+            match s.push(p, &mut emit) {
+                Flow::Go => {}
+                Flow::End => {
+                    end = End::Eos;
+                    break;
+                }
+                Flow::Over => {
+                    end = End::OverBudget;
+                    break;
+                }
+                Flow::Invented(what) => {
+                    end = End::Invented(what);
+                    break;
+                }
+            }
+        }
+        let a = s.finish(end, &mut emit);
+        (a, out)
+    }
+
+    #[test]
+    fn preamble_quotes_and_notes_are_dropped() {
+        let req = Required::of("Tom will not come at 5.", true);
+        let (a, out) = run(
+            &["Sure! Here is the rewritten sentence: ", "\"Tom won't be ", "coming at 5, ", "sadly.\"", "\n\nNote: kept."],
+            &req,
+            None,
+            End::Eos,
+        );
+        let Attempt::Done(text) = a else { panic!("{a:?}") };
+        assert_eq!(text, "Tom won't be coming at 5, sadly.");
+        assert_eq!(out, vec!["Tom won't be coming at 5,", "sadly."]);
+    }
+
+    #[test]
+    fn clauses_wait_until_required_items_appear() {
+        let req = Required::of("Call Anna at 7.", true);
+        let mut out = Vec::new();
+        let mut s = Stream::new(&req, None);
+        let mut emit = |c: &str| out.push(c.to_string());
+        s.push("Please give a call, ", &mut emit);
+        s.push("to Anna at 7 tonight, ", &mut emit);
+        s.push("thanks", &mut emit);
+        assert_eq!(out, vec!["Please give a call,", "to Anna at 7 tonight,"]);
+    }
+
+    #[test]
+    fn a_missing_number_fails_without_emitting() {
+        let req = Required::of("Call Anna at 7.", true);
+        let (a, out) = run(&["Call Anna tonight, ", "please."], &req, None, End::Eos);
+        assert!(matches!(a, Attempt::Failed(ref m) if m.contains('7')), "{a:?}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn over_budget_keeps_what_was_emitted_or_fails() {
+        let req = Required::of("Anna called.", true);
+        let (a, out) = run(&["Anna phoned me up, ", "and then she talked for a very long time about nothing."], &req, Some(6), End::Eos);
+        assert!(matches!(a, Attempt::Done(ref t) if t == "Anna phoned me up,"), "{a:?}");
+        assert_eq!(out.len(), 1);
+        let (a, out) = run(&["Anna telephoned yesterday evening."], &req, Some(4), End::Eos);
+        assert!(matches!(a, Attempt::Failed(_)), "{a:?}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn runaway_without_a_clause_fails() {
+        let req = Required::default();
+        let (a, _) = run(&["la la la la la la"], &req, None, End::Runaway);
+        assert!(matches!(a, Attempt::Failed(ref m) if m.contains("cap")), "{a:?}");
+    }
+}

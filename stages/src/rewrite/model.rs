@@ -1,0 +1,381 @@
+//! A decoder-only transformer for the GGUF architectures revoice rewrites with: `qwen2`
+//! (Qwen2.5) and `llama` (SmolLM2). Weights stay quantized (candle's `QMatMul`); tensors whose
+//! block type has no SIMD kernel in candle (Q4_1, Q5_0, Q5_1) are re-quantized to Q8_0 at load.
+//!
+//! Unlike candle-transformers' models, the KV cache here is ours: preallocated per layer and
+//! truncatable, so a prompt that shares a prefix with the previous one (the fixed system
+//! prompt and examples of a style) only pays prefill for the new tokens.
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::Path;
+
+use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_transformers::quantized_nn::RmsNorm;
+
+use super::RewriteError;
+use super::q8::{self, Q8Matrix};
+
+/// The most tokens one conversation (system prompt, examples, context, utterance, answer)
+/// may hold.
+pub const MAX_CONTEXT: usize = 2048;
+
+/// The architectures this module runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Qwen2,
+    Llama,
+}
+
+impl Architecture {
+    fn from_name(name: &str, path: &Path) -> Result<Self, RewriteError> {
+        match name {
+            "qwen2" => Ok(Self::Qwen2),
+            "llama" => Ok(Self::Llama),
+            other => Err(RewriteError::UnsupportedArchitecture {
+                path: path.to_path_buf(),
+                architecture: other.to_string(),
+            }),
+        }
+    }
+}
+
+/// Sizes read from the GGUF metadata.
+#[derive(Clone, Debug)]
+pub struct Hyper {
+    pub architecture: Architecture,
+    pub n_layer: usize,
+    pub n_head: usize,
+    pub n_kv_head: usize,
+    pub d_model: usize,
+    pub head_dim: usize,
+    pub vocab: usize,
+}
+
+/// A weight matrix: our AVX-512 VNNI Q8_0 kernel where the CPU and the block type allow it,
+/// candle's quantized matmul otherwise.
+enum Linear {
+    Q8(Q8Matrix),
+    Candle(QMatMul),
+}
+
+impl Linear {
+    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Linear::Candle(m) => m.forward(x),
+            Linear::Q8(m) => {
+                let dims = x.dims().to_vec();
+                let k = *dims.last().unwrap_or(&0);
+                if k != m.cols() {
+                    candle_core::bail!("matmul width {k} != {}", m.cols());
+                }
+                let rows = x.elem_count() / k.max(1);
+                let xs = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut out = vec![0f32; rows * m.rows()];
+                m.matmul(&xs, rows, &mut out);
+                let mut shape = dims;
+                *shape.last_mut().expect("non-empty shape") = m.rows();
+                Tensor::from_vec(out, shape, x.device())
+            }
+        }
+    }
+}
+
+struct Layer {
+    wq: Linear,
+    wk: Linear,
+    wv: Linear,
+    bias_qkv: Option<(Tensor, Tensor, Tensor)>,
+    wo: Linear,
+    attn_norm: RmsNorm,
+    ffn_norm: RmsNorm,
+    w_gate: Linear,
+    w_up: Linear,
+    w_down: Linear,
+    /// [1, n_kv_head, MAX_CONTEXT, head_dim], filled up to `Transformer::cached`.
+    k_cache: Tensor,
+    v_cache: Tensor,
+}
+
+/// A loaded model with its KV cache.
+pub struct Transformer {
+    pub hyper: Hyper,
+    embed_raw: QTensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: Linear,
+    cos: Tensor,
+    sin: Tensor,
+    /// How many positions of the KV cache hold valid keys and values.
+    cached: usize,
+    device: Device,
+}
+
+/// Opens and parses a GGUF file's header (metadata and tensor table).
+pub fn read_gguf(path: &Path) -> Result<(gguf_file::Content, BufReader<File>), RewriteError> {
+    let file = File::open(path).map_err(|e| RewriteError::Io { path: path.to_path_buf(), source: e })?;
+    let mut reader = BufReader::new(file);
+    let content = gguf_file::Content::read(&mut reader).map_err(|e| RewriteError::BadModel {
+        path: path.to_path_buf(),
+        reason: format!("not a readable GGUF file ({e})"),
+    })?;
+    Ok((content, reader))
+}
+
+fn md_u32(ct: &gguf_file::Content, key: &str, path: &Path) -> Result<usize, RewriteError> {
+    ct.metadata
+        .get(key)
+        .and_then(|v| v.to_u32().ok())
+        .map(|v| v as usize)
+        .ok_or_else(|| RewriteError::BadModel { path: path.to_path_buf(), reason: format!("metadata `{key}` missing") })
+}
+
+/// Block types candle multiplies without SIMD on x86: re-quantized to Q8_0 at load.
+fn needs_requant(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
+}
+
+impl Transformer {
+    /// Loads the model in `path` onto the CPU.
+    pub fn load(path: &Path) -> Result<Self, RewriteError> {
+        let (ct, mut reader) = read_gguf(path)?;
+        let device = Device::Cpu;
+        let arch_name = ct
+            .metadata
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .unwrap_or_else(|| "(none)".to_string());
+        let architecture = Architecture::from_name(&arch_name, path)?;
+        let a = arch_name.as_str();
+        let n_head = md_u32(&ct, &format!("{a}.attention.head_count"), path)?;
+        let n_kv_head = md_u32(&ct, &format!("{a}.attention.head_count_kv"), path)?;
+        let d_model = md_u32(&ct, &format!("{a}.embedding_length"), path)?;
+        let n_layer = md_u32(&ct, &format!("{a}.block_count"), path)?;
+        let eps = ct
+            .metadata
+            .get(&format!("{a}.attention.layer_norm_rms_epsilon"))
+            .and_then(|v| v.to_f32().ok())
+            .unwrap_or(1e-6) as f64;
+        let rope_base = ct.metadata.get(&format!("{a}.rope.freq_base")).and_then(|v| v.to_f32().ok()).unwrap_or(10_000.0);
+        if n_head == 0 || n_kv_head == 0 || d_model % n_head != 0 || n_head % n_kv_head != 0 {
+            return Err(RewriteError::BadModel {
+                path: path.to_path_buf(),
+                reason: format!("inconsistent sizes: {n_head} heads, {n_kv_head} kv heads, width {d_model}"),
+            });
+        }
+        let head_dim = d_model / n_head;
+
+        let bad = |e: candle_core::Error| RewriteError::BadModel {
+            path: path.to_path_buf(),
+            reason: format!("tensor data unreadable, the file may be truncated or corrupt ({e})"),
+        };
+        let mut get = |name: &str| -> Result<QTensor, RewriteError> {
+            if !ct.tensor_infos.contains_key(name) {
+                return Err(RewriteError::BadModel { path: path.to_path_buf(), reason: format!("tensor `{name}` missing") });
+            }
+            ct.tensor(&mut reader, name, &device).map_err(bad)
+        };
+        let use_q8 = q8::available() && std::env::var_os("REVOICE_NO_Q8_KERNEL").is_none();
+        let matmul = |t: QTensor| -> Result<Linear, RewriteError> {
+            let t = if needs_requant(t.dtype()) {
+                let f = t.dequantize(&Device::Cpu).map_err(bad)?;
+                QTensor::quantize(&f, GgmlDType::Q8_0).map_err(bad)?
+            } else {
+                t
+            };
+            if use_q8 && let Some(m) = Q8Matrix::from_qtensor(&t) {
+                return Ok(Linear::Q8(m));
+            }
+            Ok(Linear::Candle(QMatMul::from_qtensor(t).map_err(bad)?))
+        };
+
+        let embed_raw = get("token_embd.weight")?;
+        let vocab = embed_raw.shape().dims()[0];
+        let norm = RmsNorm::from_qtensor(get("output_norm.weight")?, eps).map_err(bad)?;
+        let output = if ct.tensor_infos.contains_key("output.weight") { get("output.weight")? } else { get("token_embd.weight")? };
+        let output = matmul(output)?;
+
+        let mut layers = Vec::with_capacity(n_layer);
+        for i in 0..n_layer {
+            let p = format!("blk.{i}");
+            let bias_qkv = if architecture == Architecture::Qwen2 {
+                let b = |t: QTensor| t.dequantize(&device).map_err(bad);
+                Some((
+                    b(get(&format!("{p}.attn_q.bias"))?)?,
+                    b(get(&format!("{p}.attn_k.bias"))?)?,
+                    b(get(&format!("{p}.attn_v.bias"))?)?,
+                ))
+            } else {
+                None
+            };
+            let zeros = Tensor::zeros((1, n_kv_head, MAX_CONTEXT, head_dim), DType::F32, &device).map_err(bad)?;
+            layers.push(Layer {
+                wq: matmul(get(&format!("{p}.attn_q.weight"))?)?,
+                wk: matmul(get(&format!("{p}.attn_k.weight"))?)?,
+                wv: matmul(get(&format!("{p}.attn_v.weight"))?)?,
+                bias_qkv,
+                wo: matmul(get(&format!("{p}.attn_output.weight"))?)?,
+                attn_norm: RmsNorm::from_qtensor(get(&format!("{p}.attn_norm.weight"))?, eps).map_err(bad)?,
+                ffn_norm: RmsNorm::from_qtensor(get(&format!("{p}.ffn_norm.weight"))?, eps).map_err(bad)?,
+                w_gate: matmul(get(&format!("{p}.ffn_gate.weight"))?)?,
+                w_up: matmul(get(&format!("{p}.ffn_up.weight"))?)?,
+                w_down: matmul(get(&format!("{p}.ffn_down.weight"))?)?,
+                v_cache: zeros.copy().map_err(bad)?,
+                k_cache: zeros,
+            });
+        }
+
+        let (cos, sin) = rope_tables(head_dim, rope_base, &device).map_err(bad)?;
+        Ok(Self {
+            hyper: Hyper { architecture, n_layer, n_head, n_kv_head, d_model, head_dim, vocab },
+            embed_raw,
+            layers,
+            norm,
+            output,
+            cos,
+            sin,
+            cached: 0,
+            device,
+        })
+    }
+
+    /// How many positions the KV cache holds.
+    pub fn cached(&self) -> usize {
+        self.cached
+    }
+
+    /// Forgets the cached positions from `len` on (keeps the first `len`).
+    pub fn truncate(&mut self, len: usize) {
+        self.cached = self.cached.min(len);
+    }
+
+    fn embed(&self, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        let d = self.hyper.d_model;
+        let dtype = self.embed_raw.dtype();
+        let row_bytes = d / dtype.block_size() * dtype.type_size();
+        let data = self.embed_raw.data()?;
+        let mut rows = Vec::with_capacity(tokens.len());
+        for &t in tokens {
+            let t = t as usize;
+            if t >= self.hyper.vocab {
+                candle_core::bail!("token id {t} outside the vocabulary of {}", self.hyper.vocab);
+            }
+            let bytes = &data[t * row_bytes..(t + 1) * row_bytes];
+            let storage = QStorage::from_data(Cow::Borrowed(bytes), &self.device, dtype)?;
+            rows.push(QTensor::new(storage, (1, d))?.dequantize(&self.device)?);
+        }
+        Tensor::cat(&rows, 0)?.unsqueeze(0)
+    }
+
+    /// Runs `tokens` at the positions after the cached ones and returns the logits of the last
+    /// token ([vocab] f32). The tokens join the cache.
+    pub fn forward(&mut self, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        let s = tokens.len();
+        let pos = self.cached;
+        if s == 0 {
+            candle_core::bail!("forward called with no tokens");
+        }
+        if pos + s > MAX_CONTEXT {
+            candle_core::bail!("context full: {} + {s} tokens > {MAX_CONTEXT}", pos);
+        }
+        let h = self.hyper.clone();
+        let mut x = self.embed(tokens)?;
+        let mask = if s > 1 { Some(causal_mask(s, pos, &self.device)?) } else { None };
+        let cos = self.cos.narrow(0, pos, s)?;
+        let sin = self.sin.narrow(0, pos, s)?;
+        for layer in self.layers.iter_mut() {
+            let residual = x.clone();
+            let xn = layer.attn_norm.forward(&x)?;
+            let mut q = layer.wq.forward(&xn)?;
+            let mut k = layer.wk.forward(&xn)?;
+            let mut v = layer.wv.forward(&xn)?;
+            if let Some((bq, bk, bv)) = &layer.bias_qkv {
+                q = q.broadcast_add(bq)?;
+                k = k.broadcast_add(bk)?;
+                v = v.broadcast_add(bv)?;
+            }
+            let q = q.reshape((1, s, h.n_head, h.head_dim))?.transpose(1, 2)?.contiguous()?;
+            let k = k.reshape((1, s, h.n_kv_head, h.head_dim))?.transpose(1, 2)?.contiguous()?;
+            let v = v.reshape((1, s, h.n_kv_head, h.head_dim))?.transpose(1, 2)?.contiguous()?;
+            let (q, k) = match h.architecture {
+                Architecture::Qwen2 => (
+                    candle_nn::rotary_emb::rope(&q, &cos, &sin)?,
+                    candle_nn::rotary_emb::rope(&k, &cos, &sin)?,
+                ),
+                Architecture::Llama => (
+                    candle_nn::rotary_emb::rope_i(&q, &cos, &sin)?,
+                    candle_nn::rotary_emb::rope_i(&k, &cos, &sin)?,
+                ),
+            };
+            layer.k_cache.slice_set(&k, 2, pos)?;
+            layer.v_cache.slice_set(&v, 2, pos)?;
+            let kv_len = pos + s;
+            let k_all = layer.k_cache.narrow(2, 0, kv_len)?;
+            let v_all = layer.v_cache.narrow(2, 0, kv_len)?;
+            // Grouped-query attention: fold the query heads that share a kv head into rows.
+            let groups = h.n_head / h.n_kv_head;
+            let q = q.reshape((1, h.n_kv_head, groups * s, h.head_dim))?;
+            let att = (q.matmul(&k_all.t()?)? / (h.head_dim as f64).sqrt())?;
+            let att = match &mask {
+                Some(m) => {
+                    let att = att.reshape((1, h.n_kv_head, groups, s, kv_len))?;
+                    att.broadcast_add(m)?.reshape((1, h.n_kv_head, groups * s, kv_len))?
+                }
+                None => att,
+            };
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att.matmul(&v_all.contiguous()?)?; // [1, n_kv, groups*s, hd]
+            let y = y.reshape((1, h.n_head, s, h.head_dim))?.transpose(1, 2)?.reshape((1, s, h.d_model))?;
+            let x1 = (layer.wo.forward(&y)? + residual)?;
+
+            let xn = layer.ffn_norm.forward(&x1)?;
+            let gate = candle_nn::ops::silu(&layer.w_gate.forward(&xn)?)?;
+            let up = layer.w_up.forward(&xn)?;
+            x = (layer.w_down.forward(&(gate * up)?)? + x1)?;
+        }
+        self.cached = pos + s;
+        let last = x.narrow(1, s - 1, 1)?;
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)?.flatten_all()
+    }
+}
+
+/// Additive causal mask [s, pos + s]: row i sees keys 0..=pos+i.
+fn causal_mask(s: usize, pos: usize, device: &Device) -> candle_core::Result<Tensor> {
+    let kv = pos + s;
+    let m: Vec<f32> =
+        (0..s).flat_map(|i| (0..kv).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })).collect();
+    Tensor::from_vec(m, (s, kv), device)
+}
+
+fn rope_tables(head_dim: usize, base: f32, device: &Device) -> candle_core::Result<(Tensor, Tensor)> {
+    let inv: Vec<f32> = (0..head_dim).step_by(2).map(|i| 1.0 / base.powf(i as f32 / head_dim as f32)).collect();
+    let n = inv.len();
+    let inv = Tensor::from_vec(inv, (1, n), device)?;
+    let t = Tensor::arange(0u32, MAX_CONTEXT as u32, device)?.to_dtype(DType::F32)?.reshape((MAX_CONTEXT, 1))?;
+    let freqs = t.matmul(&inv)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_lets_each_row_see_the_past_and_itself() {
+        let m = causal_mask(2, 3, &Device::Cpu).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(m[0], vec![0.0, 0.0, 0.0, 0.0, f32::NEG_INFINITY]);
+        assert_eq!(m[1], vec![0.0; 5]);
+    }
+
+    #[test]
+    fn slow_block_types_are_requantized() {
+        assert!(needs_requant(GgmlDType::Q5_0));
+        assert!(needs_requant(GgmlDType::Q4_1));
+        assert!(!needs_requant(GgmlDType::Q8_0));
+        assert!(!needs_requant(GgmlDType::Q4K));
+    }
+}

@@ -1,0 +1,250 @@
+//! Q8_0 matrix multiplication on AVX-512 VNNI, for CPUs that have it (checked at run time).
+//!
+//! candle multiplies a batch of tokens by a Q8_0 matrix one dot product at a time (AVX2
+//! `maddubs`, 32 products an instruction, both operands reloaded for every pair). Here weights
+//! are repacked once at load so that one `vpdpbusd` does 64 products, and a tile of 4 weight
+//! rows × up to 4 tokens is computed together, every loaded vector used 4 times.
+//!
+//! Layout: two Q8_0 blocks (64 weights) are interleaved in 4-byte groups, so that the 32-bit lanes
+//! of a vector alternate between the first and the second block; their scales are then
+//! broadcast as a (d0, d1) pair. `vpdpbusd` multiplies unsigned by signed bytes: tokens are
+//! quantized to i8 and shifted by +128, and each lane's accumulator starts at −16·Σw of its
+//! block, which cancels the shift exactly once the 8 lanes of a block are summed.
+//! Results match candle's Q8_0 path up to float summation order.
+
+use candle_core::quantized::{GgmlDType, QTensor};
+
+const QK: usize = 32;
+const PAIR: usize = 64;
+const BLOCK_BYTES: usize = 34;
+const ROWS: usize = 4;
+
+/// Whether this CPU runs the kernel.
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("f16c")
+            && std::arch::is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// A Q8_0 weight matrix [n, k] repacked for the kernel.
+pub struct Q8Matrix {
+    n: usize,
+    k: usize,
+    /// n × pairs × 64 interleaved weights.
+    qs: Vec<i8>,
+    /// n × pairs × 2 block scales (f16 bits).
+    d: Vec<u16>,
+}
+
+/// Tokens quantized for the kernel: m × pairs × 64 shifted bytes and m × pairs × 2 scales.
+struct Quantized {
+    qs: Vec<u8>,
+    d: Vec<f32>,
+}
+
+impl Q8Matrix {
+    /// Repacks a Q8_0 tensor [n, k]; None when it is not Q8_0 2-D with k a multiple of 64.
+    pub fn from_qtensor(t: &QTensor) -> Option<Self> {
+        let dims = t.shape().dims();
+        if t.dtype() != GgmlDType::Q8_0 || dims.len() != 2 || dims[1] % PAIR != 0 {
+            return None;
+        }
+        let (n, k) = (dims[0], dims[1]);
+        let data = t.data().ok()?;
+        let blocks = k / QK;
+        let pairs = k / PAIR;
+        let mut qs = vec![0i8; n * k];
+        let mut d = vec![0u16; n * pairs * 2];
+        for row in 0..n {
+            for b in 0..blocks {
+                let off = (row * blocks + b) * BLOCK_BYTES;
+                let block = &data[off..off + BLOCK_BYTES];
+                let scale = u16::from_le_bytes([block[0], block[1]]);
+                let w: &[i8] = bytemuck_i8(&block[2..]);
+                let (p, half_idx) = (b / 2, b % 2);
+                let dst = &mut qs[(row * pairs + p) * PAIR..(row * pairs + p + 1) * PAIR];
+                for g in 0..8 {
+                    dst[g * 8 + half_idx * 4..g * 8 + half_idx * 4 + 4].copy_from_slice(&w[g * 4..g * 4 + 4]);
+                }
+                d[(row * pairs + p) * 2 + half_idx] = scale;
+            }
+        }
+        Some(Self { n, k, qs, d })
+    }
+
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// out[m × n] = x[m × k] · selfᵀ.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        assert_eq!(x.len(), m * self.k, "input length");
+        assert_eq!(out.len(), m * self.n, "output length");
+        let q = quantize(x, m, self.k);
+        let out_ptr = out.as_mut_ptr() as usize;
+        let tiles = self.n.div_ceil(ROWS);
+        candle_core::utils::barrier_pool().execute_chunked(tiles, |range| {
+            for tile in range {
+                // SAFETY: available() was checked when the matrix was chosen for this path
+                // (see `Linear` in model.rs); each tile writes only its own output columns.
+                unsafe { self.tile(&q, m, tile * ROWS, out_ptr as *mut f32) };
+            }
+        });
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vnni,f16c")]
+    unsafe fn tile(&self, q: &Quantized, m: usize, row0: usize, out: *mut f32) {
+        let rows = ROWS.min(self.n - row0);
+        let mut j = 0;
+        while j < m {
+            let cols = 4.min(m - j);
+            unsafe {
+                match (rows, cols) {
+                    (4, 4) => self.kernel::<4, 4>(q, row0, j, out, m),
+                    (4, 3) => self.kernel::<4, 3>(q, row0, j, out, m),
+                    (4, 2) => self.kernel::<4, 2>(q, row0, j, out, m),
+                    (4, 1) => self.kernel::<4, 1>(q, row0, j, out, m),
+                    _ => {
+                        for r in 0..rows {
+                            for c in 0..cols {
+                                self.kernel::<1, 1>(q, row0 + r, j + c, out, m);
+                            }
+                        }
+                    }
+                }
+            }
+            j += cols;
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn tile(&self, _q: &Quantized, _m: usize, _row0: usize, _out: *mut f32) {
+        unreachable!("the Q8 kernel is only chosen on x86_64 with AVX-512 VNNI")
+    }
+
+    /// R weight rows from `row0` × C tokens from `col0`.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512dq,avx512vnni,f16c")]
+    #[inline]
+    unsafe fn kernel<const R: usize, const C: usize>(&self, q: &Quantized, row0: usize, col0: usize, out: *mut f32, _m: usize) {
+        use std::arch::x86_64::*;
+        let pairs = self.k / PAIR;
+        unsafe {
+            let mut acc = [[_mm512_setzero_ps(); C]; R];
+            let shift = _mm512_set1_epi8(-128i8); // 0x80: 128 as an unsigned byte
+            for p in 0..pairs {
+                let mut w = [_mm512_setzero_si512(); R];
+                let mut wc = [_mm512_setzero_si512(); R];
+                let mut wd = [_mm512_setzero_ps(); R];
+                for r in 0..R {
+                    let base = (row0 + r) * pairs + p;
+                    w[r] = _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _);
+                    // −128·Σ of each lane's four weights.
+                    wc[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w[r]));
+                    let d2 = std::ptr::read_unaligned(self.d.as_ptr().add(base * 2) as *const i32);
+                    wd[r] = _mm512_broadcast_f32x2(_mm_cvtph_ps(_mm_cvtsi32_si128(d2)));
+                }
+                for c in 0..C {
+                    let base = (col0 + c) * pairs + p;
+                    let a = _mm512_loadu_si512(q.qs.as_ptr().add(base * PAIR) as *const _);
+                    let ad = _mm512_broadcast_f32x2(_mm_castpd_ps(_mm_load_sd(q.d.as_ptr().add(base * 2) as *const f64)));
+                    for r in 0..R {
+                        let dp = _mm512_dpbusd_epi32(wc[r], a, w[r]);
+                        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(wd[r], ad), acc[r][c]);
+                    }
+                }
+            }
+            for r in 0..R {
+                for c in 0..C {
+                    *out.add((col0 + c) * self.n + row0 + r) = _mm512_reduce_add_ps(acc[r][c]);
+                }
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn kernel<const R: usize, const C: usize>(&self, _: &Quantized, _: usize, _: usize, _: *mut f32, _: usize) {}
+}
+
+fn bytemuck_i8(b: &[u8]) -> &[i8] {
+    // SAFETY: u8 and i8 have the same size and alignment.
+    unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
+}
+
+/// Quantizes m rows of k floats like candle's Q8_0 (d = amax/127, round to nearest), shifted by
+/// +128 and interleaved like the weights.
+fn quantize(x: &[f32], m: usize, k: usize) -> Quantized {
+    let pairs = k / PAIR;
+    let mut qs = vec![0u8; m * k];
+    let mut d = vec![0f32; m * pairs * 2];
+    for row in 0..m {
+        for b in 0..k / QK {
+            let xs = &x[row * k + b * QK..row * k + (b + 1) * QK];
+            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+            // candle stores the scale as f16; round the same way so results agree.
+            let scale = half::f16::from_f32(amax / 127.0);
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let (p, half_idx) = (b / 2, b % 2);
+            let dst = &mut qs[(row * pairs + p) * PAIR..(row * pairs + p + 1) * PAIR];
+            for g in 0..8 {
+                for t in 0..4 {
+                    let v = (xs[g * 4 + t] * id).round() as i32;
+                    dst[g * 8 + half_idx * 4 + t] = (v + 128) as u8;
+                }
+            }
+            d[(row * pairs + p) * 2 + half_idx] = scale.to_f32();
+        }
+    }
+    Quantized { qs, d }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Module, Tensor};
+
+    #[test]
+    fn matches_candle_q8_0() {
+        if !available() {
+            eprintln!("AVX-512 VNNI not available: the kernel is not used on this CPU");
+            return;
+        }
+        let dev = Device::Cpu;
+        for (n, k, m) in [(8, 64, 1), (13, 128, 5), (64, 896, 17), (3, 192, 4)] {
+            let w = Tensor::randn(0f32, 1.0, (n, k), &dev).unwrap();
+            let x = Tensor::randn(0f32, 1.0, (m, k), &dev).unwrap();
+            let qt = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+            let ours = Q8Matrix::from_qtensor(&qt).unwrap();
+            let theirs = candle_core::quantized::QMatMul::from_qtensor(qt).unwrap().forward(&x).unwrap();
+            let theirs: Vec<f32> = theirs.flatten_all().unwrap().to_vec1().unwrap();
+            let mut out = vec![0f32; m * n];
+            ours.matmul(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), m, &mut out);
+            for (i, (a, b)) in out.iter().zip(&theirs).enumerate() {
+                assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "({n},{k},{m}) at {i}: {a} vs {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_run() {
+        let w = Tensor::zeros((4, 32), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let qt = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        assert!(Q8Matrix::from_qtensor(&qt).is_none(), "k = 32 is not a multiple of 64");
+        let w = Tensor::zeros((4, 64), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let qt = QTensor::quantize(&w, GgmlDType::Q4_0).unwrap();
+        assert!(Q8Matrix::from_qtensor(&qt).is_none(), "Q4_0");
+    }
+}

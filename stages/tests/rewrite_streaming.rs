@@ -1,0 +1,31 @@
+//! Clauses stream out while the model is still writing, and the cached system prompt is not
+//! prefilled again for the next utterance.
+
+use std::time::Instant;
+
+use revoice_pipeline::{RewriteRequest, Rewriter, StopCheck};
+use revoice_stages::rewrite::{LlmConfig, LlmRewriter, Style};
+
+#[test]
+fn first_clause_arrives_before_the_end_and_prefix_is_reused() {
+    let path = revoice_stages::models::ensure("smollm2-135m-instruct").unwrap();
+    let mut rw = LlmRewriter::load(LlmConfig::new(path, Style::preset("formal").unwrap())).unwrap();
+    let text = "Well, after the long meeting this morning, we all went out for lunch together, \
+                and then we came back to the office, and after that we finished the slides for the client.";
+    let started = Instant::now();
+    let mut arrivals = Vec::new();
+    let req = RewriteRequest { text, context: &[], budget: None };
+    let out = rw.rewrite(&req, &mut |c| arrivals.push((started.elapsed(), c.to_string())), &StopCheck::never()).unwrap();
+    let total = started.elapsed();
+    let first = rw.last_timing().unwrap();
+    eprintln!("{out:?}\n{arrivals:?}\ntotal {total:?}, {first:?}");
+    assert!(arrivals.len() >= 2, "expected several clauses: {arrivals:?}");
+    assert_eq!(arrivals.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join(" "), out);
+    assert!(arrivals[0].0.as_secs_f64() < 0.8 * total.as_secs_f64(), "first clause at {:?} of {total:?}", arrivals[0].0);
+
+    let req = RewriteRequest { text: "We were not late for the train.", context: &[], budget: None };
+    rw.rewrite(&req, &mut |_| {}, &StopCheck::never()).unwrap();
+    let second = rw.last_timing().unwrap();
+    // The system prompt and the style's example came from the KV cache.
+    assert!(second.prefilled * 2 < second.prompt_tokens, "{second:?}");
+}
