@@ -1,16 +1,12 @@
 //! `revoice rewrite`: rewrite text in a style, one utterance per input line, one per output line.
 
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
 
 use anyhow::Context;
 use revoice_pipeline::{Budget, RewriteRequest, StopCheck, Turn};
-use revoice_stages::rewrite::{self, IDENTITY, LlmConfig, RewriterChoice, Sampling, Style};
+use revoice_stages::rewrite::{self, RewriterChoice, Sampling};
 
 use super::Global;
-
-/// Model short names and the catalog entries they stand for.
-const MODEL_ALIASES: &[(&str, &str)] = &[("qwen", "qwen2.5-coder-0.5b-instruct"), ("smollm2", "smollm2-135m-instruct")];
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -42,29 +38,12 @@ pub struct Args {
     pub text: Option<String>,
 }
 
-fn model_path(name: &str) -> anyhow::Result<PathBuf> {
-    let path = PathBuf::from(name);
-    if name.ends_with(".gguf") || path.is_file() {
-        anyhow::ensure!(path.is_file(), "{name}: no such model file");
-        return Ok(path);
-    }
-    let catalog = MODEL_ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, c)| *c);
-    revoice_stages::models::ensure(catalog).with_context(|| format!("model `{name}`"))
-}
-
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
-    let choice = if args.instruction.is_none() && args.style.eq_ignore_ascii_case(IDENTITY) {
-        RewriterChoice::Identity
-    } else {
-        let style = match &args.instruction {
-            Some(i) => Style::custom(i)?,
-            None => Style::preset(&args.style)?,
-        };
-        let mut config = LlmConfig::new(model_path(&args.model)?, style);
+    let mut choice = rewrite::choose(&args.style, args.instruction.as_deref(), &args.model)?;
+    if let RewriterChoice::Llm(config) = &mut choice {
         config.sampling = Sampling { seed: args.seed, temperature: args.temperature, top_p: None };
         config.context_turns = args.context;
-        RewriterChoice::Llm(config)
-    };
+    }
     let mut rewriter = rewrite::build(choice)?;
     let lines: Box<dyn Iterator<Item = std::io::Result<String>>> = match args.text.as_deref() {
         None | Some("-") => Box::new(std::io::stdin().lock().lines()),

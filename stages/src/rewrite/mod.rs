@@ -66,6 +66,8 @@ pub enum RewriteError {
     EmptyInstruction,
     #[error("model: {0}")]
     Model(#[from] candle_core::Error),
+    #[error("model cache: {0}")]
+    Cache(String),
     #[error("the rewrite thread is gone (it panicked or was shut down)")]
     WorkerGone,
 }
@@ -77,6 +79,36 @@ pub enum RewriterChoice {
     Identity,
     /// An LLM rewrite.
     Llm(LlmConfig),
+}
+
+/// Short names for the catalog's rewriting models.
+pub const MODEL_ALIASES: &[(&str, &str)] = &[("qwen", "qwen2.5-coder-0.5b-instruct"), ("smollm2", "smollm2-135m-instruct")];
+
+/// The GGUF file for `name`: a path to a .gguf file, an alias (`qwen`, `smollm2`) or a
+/// catalog name (fetched into the cache on a miss).
+pub fn model_path(name: &str) -> Result<PathBuf, RewriteError> {
+    let path = PathBuf::from(name);
+    if name.ends_with(".gguf") || path.is_file() {
+        if !path.is_file() {
+            return Err(RewriteError::Io { path, source: std::io::Error::from(std::io::ErrorKind::NotFound) });
+        }
+        return Ok(path);
+    }
+    let catalog = MODEL_ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, c)| *c);
+    crate::models::ensure(catalog).map_err(|e| RewriteError::Cache(format!("model `{name}`: {e}")))
+}
+
+/// The rewriter for a style name (or a free instruction) and a model name: `identity`
+/// needs no model.
+pub fn choose(style: &str, instruction: Option<&str>, model: &str) -> Result<RewriterChoice, RewriteError> {
+    if instruction.is_none() && style.eq_ignore_ascii_case(IDENTITY) {
+        return Ok(RewriterChoice::Identity);
+    }
+    let style = match instruction {
+        Some(i) => Style::custom(i)?,
+        None => Style::preset(style)?,
+    };
+    Ok(RewriterChoice::Llm(LlmConfig::new(model_path(model)?, style)))
 }
 
 /// Builds the chosen rewriter (an LLM is loaded on its own thread and stays loaded).
