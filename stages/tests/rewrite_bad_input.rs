@@ -45,7 +45,8 @@ fn truncated_files_are_refused_clearly() {
         let err = load(path).err().expect("a truncated file must be refused");
         let msg = err.to_string();
         assert!(matches!(err, RewriteError::BadModel { .. }), "{msg}");
-        assert!(msg.contains(&format!("cut-{keep}.gguf")), "{msg}");
+        assert!(msg.contains(&format!("cut-{keep}.gguf")) && msg.contains("truncated"), "{msg}");
+        assert!(!msg.contains('\n'), "one line, no backtrace: {msg}");
     }
     let err = load(dir.path().join("absent.gguf")).err().unwrap();
     assert!(matches!(err, RewriteError::Io { .. }), "{err}");
@@ -58,7 +59,7 @@ fn empty_line_long_line_and_stop() {
     let empty = RewriteRequest { text: "   ", context: &[], budget: None };
     assert!(matches!(rw.rewrite(&empty, &mut |_| {}, &never), Err(EngineError::BadInput(_))));
 
-    // 2,000 words: rewritten in pieces of at most 80 words, every number kept.
+    // 2,000 words: rewritten in pieces of at most 40 words, every number kept.
     let sentence = "On day 7 the crew from Lagos did not stop working until the pump was fixed. ";
     let words_each = sentence.split_whitespace().count();
     let text = sentence.repeat(2000 / words_each + 1);

@@ -8,7 +8,7 @@ use revoice_stages::rewrite::{LlmConfig, LlmRewriter, Style};
 
 #[test]
 fn first_clause_arrives_before_the_end_and_prefix_is_reused() {
-    let path = revoice_stages::models::ensure("smollm2-135m-instruct").unwrap();
+    let path = revoice_stages::models::ensure("qwen2.5-coder-0.5b-instruct").unwrap();
     let mut rw = LlmRewriter::load(LlmConfig::new(path, Style::preset("formal").unwrap())).unwrap();
     let text = "Well, after the long meeting this morning, we all went out for lunch together, \
                 and then we came back to the office, and after that we finished the slides for the client.";
@@ -19,6 +19,7 @@ fn first_clause_arrives_before_the_end_and_prefix_is_reused() {
     let total = started.elapsed();
     let first = rw.last_timing().unwrap();
     eprintln!("{out:?}\n{arrivals:?}\ntotal {total:?}, {first:?}");
+    assert!(!first.fell_back, "the model's rewrite was rejected, so nothing streamed: {first:?}");
     assert!(arrivals.len() >= 2, "expected several clauses: {arrivals:?}");
     assert_eq!(arrivals.iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join(" "), out);
     assert!(arrivals[0].0.as_secs_f64() < 0.8 * total.as_secs_f64(), "first clause at {:?} of {total:?}", arrivals[0].0);

@@ -39,7 +39,7 @@ impl LlmConfig {
             style,
             sampling: Sampling::default(),
             timeout: Duration::from_secs(30),
-            max_words: 80,
+            max_words: 40,
             context_turns: 3,
         }
     }
@@ -222,8 +222,8 @@ impl Worker {
         let input_tokens = self.generator.tokenizer.encode(text).map_err(EngineError::failed)?.len();
         let max_new = match budget {
             // About 1.5 tokens per syllable is generous for English.
-            Some(s) => (s * 3 / 2 + 8).min(input_tokens * 3 + 32),
-            None => input_tokens * 3 + 32,
+            Some(s) => (s * 3 / 2 + 8).min(input_tokens * 2 + 24),
+            None => input_tokens * 2 + 24,
         };
         let turns = &context[context.len().saturating_sub(self.config.context_turns)..];
         let mut keep: Vec<String> = Vec::new();
@@ -304,7 +304,7 @@ mod tests {
     fn long_text_splits_into_bounded_pieces_that_keep_every_word() {
         let sentence = "This is one sentence of ten words, more or less. ";
         let text = sentence.repeat(200);
-        let pieces = split_long(&text, 80);
+        let pieces = split_long(&text, 40);
         assert!(pieces.len() >= 25, "{}", pieces.len());
         assert!(pieces.iter().all(|p| p.split_whitespace().count() <= 80));
         let joined: Vec<&str> = pieces.iter().flat_map(|p| p.split_whitespace()).collect();

@@ -64,7 +64,7 @@ pub enum RewriteError {
     UnknownStyle { name: String, known: Vec<String> },
     #[error("the instruction is empty; say how to rewrite, e.g. --instruction \"Rewrite it as a news anchor would.\"")]
     EmptyInstruction,
-    #[error("model: {0}")]
+    #[error("model: {}", model::first_line(.0))]
     Model(#[from] candle_core::Error),
     #[error("model cache: {0}")]
     Cache(String),

@@ -119,7 +119,7 @@ pub fn read_gguf(path: &Path) -> Result<(gguf_file::Content, BufReader<File>), R
     let mut reader = BufReader::new(file);
     let content = gguf_file::Content::read(&mut reader).map_err(|e| RewriteError::BadModel {
         path: path.to_path_buf(),
-        reason: format!("not a readable GGUF file ({e})"),
+        reason: format!("not a readable GGUF file, it may be truncated or corrupt ({})", first_line(&e)),
     })?;
     Ok((content, reader))
 }
@@ -130,6 +130,11 @@ fn md_u32(ct: &gguf_file::Content, key: &str, path: &Path) -> Result<usize, Rewr
         .and_then(|v| v.to_u32().ok())
         .map(|v| v as usize)
         .ok_or_else(|| RewriteError::BadModel { path: path.to_path_buf(), reason: format!("metadata `{key}` missing") })
+}
+
+/// The message of an error without the backtrace candle may append.
+pub(crate) fn first_line(e: &dyn std::fmt::Display) -> String {
+    e.to_string().lines().next().unwrap_or_default().trim().to_string()
 }
 
 /// Block types candle multiplies without SIMD on x86: re-quantized to Q8_0 at load.
@@ -170,7 +175,7 @@ impl Transformer {
 
         let bad = |e: candle_core::Error| RewriteError::BadModel {
             path: path.to_path_buf(),
-            reason: format!("tensor data unreadable, the file may be truncated or corrupt ({e})"),
+            reason: format!("tensor data unreadable, the file may be truncated or corrupt ({})", first_line(&e)),
         };
         let mut get = |name: &str| -> Result<QTensor, RewriteError> {
             if !ct.tensor_infos.contains_key(name) {

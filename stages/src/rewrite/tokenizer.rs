@@ -65,7 +65,7 @@ impl ChatTokenizer {
             return Err(bad(path, "its chat template is not ChatML (`<|im_start|>`); only ChatML models are supported"));
         }
         let mut inner = <Tokenizer as TokenizerFromGguf>::from_gguf(ct)
-            .map_err(|e| bad(path, format!("cannot build its tokenizer ({e})")))?;
+            .map_err(|e| bad(path, format!("cannot build its tokenizer ({})", super::model::first_line(&e))))?;
         let pre = ct.metadata.get("tokenizer.ggml.pre").and_then(|v| v.to_string().ok()).cloned().unwrap_or_default();
         if !CANDLE_KNOWN_PRE.contains(&pre.as_str()) {
             tracing::debug!(pre = %pre, "byte-level BPE tokenizer without prefix space, digits split");
