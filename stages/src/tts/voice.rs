@@ -180,7 +180,8 @@ pub fn voice_dirs() -> Vec<PathBuf> {
 
 /// The `voices/` folder of this source tree.
 pub fn bundled_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("voices")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("voices");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 /// Reads every `*.toml` profile in `dir`, sorted by name. A missing folder holds no voices.

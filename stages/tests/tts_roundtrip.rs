@@ -1,0 +1,101 @@
+//! Round-trip intelligibility: speak varied sentences, write them down again with Whisper
+//! base, and score the word error rate against the input text.
+
+use std::path::Path;
+
+use revoice_pipeline::StopCheck;
+use revoice_stages::models;
+use revoice_stages::text::{WordErrors, word_errors};
+use revoice_stages::tts::{self, Overrides, dsp};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
+
+fn sentences() -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tts_sentences.txt");
+    let text = std::fs::read_to_string(&path).expect("tests/tts_sentences.txt");
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+}
+
+struct Whisper {
+    ctx: WhisperContext,
+}
+
+impl Whisper {
+    fn base() -> Self {
+        whisper_rs::install_logging_hooks();
+        let path = models::ensure("whisper-base").expect("whisper-base in the model cache");
+        let ctx = WhisperContext::new_with_params(path.to_str().unwrap(), WhisperContextParameters::default())
+            .expect("whisper-base loads");
+        Self { ctx }
+    }
+
+    /// Transcribes mono audio at `rate` Hz (resampled to Whisper's 16 kHz).
+    fn transcribe(&self, audio: &[f32], rate: u32) -> String {
+        let mut audio16 = dsp::resample(audio, 16_000.0 / f64::from(rate));
+        // Whisper wants at least a second; pad with silence on both sides.
+        let mut padded = vec![0.0; 8_000];
+        padded.append(&mut audio16);
+        padded.resize(padded.len().max(16_000) + 8_000, 0.0);
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_language(Some("en"));
+        params.set_n_threads(2);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_special(false);
+        params.set_print_timestamps(false);
+        params.set_no_context(true);
+        let mut state = self.ctx.create_state().expect("whisper state");
+        state.full(params, &padded).expect("whisper runs");
+        let mut text = String::new();
+        for i in 0..state.full_n_segments() {
+            if let Some(seg) = state.get_segment(i) {
+                text.push_str(&seg.to_str_lossy().unwrap_or_default());
+                text.push(' ');
+            }
+        }
+        text.trim().to_string()
+    }
+}
+
+/// Speaks every sentence with `voice` and returns the summed word errors.
+fn round_trip(voice_name: &str, whisper: &Whisper) -> WordErrors {
+    let voices = tts::load_voices(&tts::bundled_dir()).unwrap();
+    let voice = voices.iter().find(|v| v.name == voice_name).expect("bundled voice");
+    let mut engine = tts::engine_for(voice, &Overrides { threads: Some(2), ..Default::default() }).unwrap();
+    let rate = engine.format().rate();
+    let mut total = WordErrors::default();
+    for sentence in sentences() {
+        let mut audio = Vec::new();
+        engine.synthesize(&sentence, &mut |a| audio.extend_from_slice(a), &StopCheck::never()).unwrap();
+        assert!(audio.len() > rate as usize / 2, "{voice_name}: too little audio for {sentence:?}");
+        let heard = whisper.transcribe(&audio, rate);
+        let e = word_errors(&sentence, &heard);
+        if e.errors() > 0 {
+            eprintln!("{voice_name}: {:?}\n   heard {:?} ({} errors)", sentence, heard, e.errors());
+        }
+        total = total + e;
+    }
+    eprintln!(
+        "{voice_name}: round-trip WER {:.2}% ({} errors / {} words, {} sentences)",
+        100.0 * total.rate(),
+        total.errors(),
+        total.reference_words,
+        sentences().len()
+    );
+    total
+}
+
+#[test]
+fn piper_voice_is_understood_by_whisper() {
+    assert!(sentences().len() >= 20);
+    let whisper = Whisper::base();
+    let joe = round_trip("joe", &whisper);
+    assert!(joe.rate() <= 0.05, "Piper joe round-trip WER {:.2}% > 5%", 100.0 * joe.rate());
+}
+
+#[test]
+fn espeak_voice_is_understood_by_whisper() {
+    let whisper = Whisper::base();
+    let espeak = round_trip("espeak-en", &whisper);
+    // espeak-ng's formant voice is robotic; this bounds it so a broken voice fails.
+    assert!(espeak.rate() <= 0.25, "espeak-en round-trip WER {:.2}%", 100.0 * espeak.rate());
+}
