@@ -152,16 +152,19 @@ pub fn voice_status(voice: &Voice) -> VoiceStatus {
         None => VoiceStatus { ready: true, detail: format!("espeak-ng built-in voice `{language}`") },
         Some(ModelRef::Path(p)) if p.is_file() => VoiceStatus { ready: true, detail: p.display().to_string() },
         Some(ModelRef::Path(p)) => not(format!("{}: not found", p.display())),
-        Some(ModelRef::Cached(name)) => match cached_file(&name) {
-            Some(p) => VoiceStatus { ready: true, detail: p.display().to_string() },
-            None => not(format!("model `{name}` not in the cache; run `revoice models fetch {name}`")),
-        },
+        Some(ModelRef::Cached(name)) => {
+            use crate::models::{Cache, QuickState, cache_dir};
+            let cache = Cache::new(cache_dir());
+            let fetch = format!("run `revoice models fetch {name}`");
+            match (cache.quick_state(&name), cache.manifest(&name)) {
+                (QuickState::Verified, Some(m)) => {
+                    VoiceStatus { ready: true, detail: cache.model_dir(&name).join(m.main_file).display().to_string() }
+                }
+                (QuickState::Changed, _) => not(format!("model `{name}` in the cache is damaged or changed; {fetch} --force")),
+                _ => not(format!("model `{name}` is not in the cache; {fetch}")),
+            }
+        }
     }
-}
-
-/// The main file of a cached model, if it is in the cache (never fetches).
-fn cached_file(name: &str) -> Option<PathBuf> {
-    crate::models::ensure(name).ok()
 }
 
 /// Up to 4 of this machine's cores.
