@@ -108,16 +108,20 @@ fn a_long_paragraph_is_streamed_with_flat_memory() {
     let start = Instant::now();
     let (mut chunks, mut samples, mut biggest) = (0usize, 0usize, 0usize);
     let mut first_chunk_s = None;
-    let mut rss_after_first = 0;
+    // Memory is read once the first clauses have been through (ONNX Runtime sizes its
+    // buffers on the first runs), then watched to the end.
+    let mut rss_warm = 0;
     let mut rss_peak = 0;
     e.synthesize(
         &text,
         &mut |a| {
-            if first_chunk_s.is_none() {
-                first_chunk_s = Some(start.elapsed().as_secs_f64());
-                rss_after_first = rss_kib();
+            first_chunk_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
+            if chunks == 10 {
+                rss_warm = rss_kib();
             }
-            rss_peak = rss_peak.max(rss_kib());
+            if chunks >= 10 {
+                rss_peak = rss_peak.max(rss_kib());
+            }
             chunks += 1;
             samples += a.len();
             biggest = biggest.max(a.len());
@@ -129,17 +133,17 @@ fn a_long_paragraph_is_streamed_with_flat_memory() {
     let audio_s = samples as f64 / rate as f64;
     eprintln!(
         "5000 chars: {chunks} chunks, {audio_s:.1} s of audio in {total_s:.1} s, first chunk after {:.2} s, \
-         biggest chunk {:.1} s, RSS {} → {} MiB",
+         biggest chunk {:.1} s, RSS after 10 chunks {} MiB, peak after {} MiB",
         first_chunk_s.unwrap(),
         biggest as f64 / rate as f64,
-        rss_after_first / 1024,
+        rss_warm / 1024,
         rss_peak / 1024
     );
     assert!(audio_s > 180.0, "{audio_s} s of audio for 5000 characters");
     assert!(chunks >= 60, "streamed clause by clause, got {chunks} chunks");
     assert!(biggest < rate * 20, "no chunk grows with the input");
     assert!(first_chunk_s.unwrap() < total_s / 10.0, "first audio long before the end");
-    assert!(rss_peak < rss_after_first + 64 * 1024, "memory grew from {rss_after_first} to {rss_peak} KiB");
+    assert!(rss_peak < rss_warm + 32 * 1024, "memory grew from {rss_warm} to {rss_peak} KiB");
 }
 
 #[test]

@@ -146,6 +146,9 @@ pub struct PiperSettings {
     pub sentence_pause: f32,
 }
 
+/// Whether ONNX Runtime's idle threads busy-wait (see [`crate::onnx::session_with`]).
+const SPINNING: bool = false;
+
 /// A loaded Piper voice.
 pub struct PiperEngine {
     name: String,
@@ -166,7 +169,9 @@ impl PiperEngine {
         threads: usize,
     ) -> Result<Self, TtsError> {
         espeak::check_language(&settings.language)?;
-        let session = crate::onnx::session(runtime, model, threads)?;
+        // Without spinning: a voice runs a few long inferences per sentence, and busy-waiting
+        // threads only take CPU from the rest of the pipeline.
+        let session = crate::onnx::session_with(runtime, model, threads, SPINNING)?;
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if !(inputs.contains(&"input") && inputs.contains(&"input_lengths") && inputs.contains(&"scales")) {
             return Err(TtsError::ModelConfig {
