@@ -94,6 +94,9 @@ fn rss_kib() -> u64 {
         .unwrap()
 }
 
+/// Chunks (clauses) spoken before memory is measured.
+const WARM_CHUNKS: usize = 60;
+
 #[test]
 fn a_long_paragraph_is_streamed_with_flat_memory() {
     let sentence = "The committee met again on a grey afternoon, and after a long discussion about budgets, \
@@ -108,18 +111,19 @@ fn a_long_paragraph_is_streamed_with_flat_memory() {
     let start = Instant::now();
     let (mut chunks, mut samples, mut biggest) = (0usize, 0usize, 0usize);
     let mut first_chunk_s = None;
-    // Memory is read once the first clauses have been through (ONNX Runtime sizes its
-    // buffers on the first runs), then watched to the end.
+    // Memory is read once many clauses have been through (ONNX Runtime grows its arena on
+    // the first runs, to the largest clause so far), then watched to the end: it must not
+    // grow with the text.
     let mut rss_warm = 0;
     let mut rss_peak = 0;
     e.synthesize(
         &text,
         &mut |a| {
             first_chunk_s.get_or_insert_with(|| start.elapsed().as_secs_f64());
-            if chunks == 10 {
+            if chunks == WARM_CHUNKS {
                 rss_warm = rss_kib();
             }
-            if chunks >= 10 {
+            if chunks >= WARM_CHUNKS {
                 rss_peak = rss_peak.max(rss_kib());
             }
             chunks += 1;
@@ -133,17 +137,19 @@ fn a_long_paragraph_is_streamed_with_flat_memory() {
     let audio_s = samples as f64 / rate as f64;
     eprintln!(
         "5000 chars: {chunks} chunks, {audio_s:.1} s of audio in {total_s:.1} s, first chunk after {:.2} s, \
-         biggest chunk {:.1} s, RSS after 10 chunks {} MiB, peak after {} MiB",
+         biggest chunk {:.1} s, RSS after {WARM_CHUNKS} chunks {} MiB, peak after {} MiB",
         first_chunk_s.unwrap(),
         biggest as f64 / rate as f64,
         rss_warm / 1024,
         rss_peak / 1024
     );
     assert!(audio_s > 180.0, "{audio_s} s of audio for 5000 characters");
-    assert!(chunks >= 60, "streamed clause by clause, got {chunks} chunks");
+    assert!(chunks >= 100, "streamed clause by clause, got {chunks} chunks");
     assert!(biggest < rate * 20, "no chunk grows with the input");
     assert!(first_chunk_s.unwrap() < total_s / 10.0, "first audio long before the end");
-    assert!(rss_peak < rss_warm + 32 * 1024, "memory grew from {rss_warm} to {rss_peak} KiB");
+    // Keeping the audio would add ~12 MiB over the second half; ONNX Runtime's arena has
+    // settled by then.
+    assert!(rss_peak < rss_warm + 10 * 1024, "memory grew from {rss_warm} to {rss_peak} KiB");
 }
 
 #[test]
