@@ -226,3 +226,40 @@ fn wav_header(rate: u32, data_bytes: u32) -> Vec<u8> {
     h.extend_from_slice(&data_bytes.to_le_bytes());
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wav_header_is_mono_16_bit_pcm() {
+        let h = wav_header(22_050, 1000);
+        assert_eq!(h.len(), 44);
+        assert_eq!(&h[0..4], b"RIFF");
+        assert_eq!(u32::from_le_bytes(h[4..8].try_into().unwrap()), 1036);
+        assert_eq!(u16::from_le_bytes(h[22..24].try_into().unwrap()), 1, "mono");
+        assert_eq!(u32::from_le_bytes(h[24..28].try_into().unwrap()), 22_050);
+        assert_eq!(u32::from_le_bytes(h[28..32].try_into().unwrap()), 44_100, "byte rate");
+        assert_eq!(u16::from_le_bytes(h[34..36].try_into().unwrap()), 16, "bits");
+        assert_eq!(u32::from_le_bytes(h[40..44].try_into().unwrap()), 1000);
+    }
+
+    #[test]
+    fn a_file_is_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.wav");
+        let mut out = Output::open(&path, false, false, 16_000).unwrap();
+        out.write(&[0.5, -0.5, 2.0]).unwrap();
+        assert!(!path.exists(), "only the .partial file exists while writing");
+        out.finish().unwrap();
+        let reader = hound::WavReader::open(&path).unwrap();
+        assert_eq!(reader.spec().sample_rate, 16_000);
+        let samples: Vec<i16> = reader.into_samples().map(Result::unwrap).collect();
+        assert_eq!(samples, vec![16384, -16384, 32767]);
+
+        let other = dir.path().join("failed.wav");
+        let out = Output::open(&other, false, false, 16_000).unwrap();
+        out.abandon();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "nothing left behind");
+    }
+}

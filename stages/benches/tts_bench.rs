@@ -19,7 +19,7 @@ struct Figures {
     audio_s: f64,
     synth_s: f64,
     first_audio_median_s: f64,
-    /// Time to first audio for [`LONG_SENTENCE`] (best of the rounds).
+    /// Time to first audio for [`LONG_SENTENCE`].
     first_audio_long_s: f64,
 }
 
@@ -27,51 +27,67 @@ struct Figures {
 const LONG_SENTENCE: &str = "When the meeting finally ended, long after the sun had gone down over the hills, \
     everyone agreed that the new plan, although it was expensive and somewhat risky, was worth trying next spring.";
 
-/// Each set of sentences is run this many times; the fastest round counts (the machine is shared).
-const ROUNDS: usize = 2;
+/// Rounds; in each, every contender runs all sentences once, in a rotating order; each
+/// contender's fastest round counts (the machine is shared, its load changes).
+const ROUNDS: usize = 3;
 
 impl Figures {
     fn rtf(&self) -> f64 {
         self.synth_s / self.audio_s
     }
+
+    /// The better of two rounds, figure by figure.
+    fn best(self, other: Figures) -> Figures {
+        let (fast, slow) = if other.synth_s < self.synth_s { (other, self) } else { (self, other) };
+        Figures {
+            first_audio_median_s: fast.first_audio_median_s.min(slow.first_audio_median_s),
+            first_audio_long_s: fast.first_audio_long_s.min(slow.first_audio_long_s),
+            load_s: fast.load_s.min(slow.load_s),
+            ..fast
+        }
+    }
 }
 
-fn run_engine(voice_name: &str, threads: usize, lines: &[String]) -> Figures {
-    let voices = tts::load_voices(&tts::bundled_dir()).expect("bundled voices");
-    let voice = voices.iter().find(|v| v.name == voice_name).expect("bundled voice");
-    let t0 = Instant::now();
-    let mut engine = tts::engine_for(voice, &tts::Overrides { threads: Some(threads), ..Default::default() })
-        .unwrap_or_else(|e| panic!("{voice_name}: {e}"));
-    let load_s = t0.elapsed().as_secs_f64();
-    let rate = f64::from(engine.format().rate());
-    let stop = StopCheck::never();
-    engine.synthesize(&lines[0], &mut |_| {}, &stop).expect("warm-up"); // first run allocates
-    let mut best: Option<(usize, f64, Vec<f64>)> = None;
-    for _ in 0..ROUNDS {
+/// One engine of ours, loaded once.
+struct Ours {
+    engine: Box<dyn revoice_pipeline::TextToSpeech>,
+    load_s: f64,
+}
+
+impl Ours {
+    fn load(voice_name: &str, threads: usize, warm_up: &str) -> Ours {
+        let voices = tts::load_voices(&tts::bundled_dir()).expect("bundled voices");
+        let voice = voices.iter().find(|v| v.name == voice_name).expect("bundled voice");
+        let t0 = Instant::now();
+        let mut engine = tts::engine_for(voice, &tts::Overrides { threads: Some(threads), ..Default::default() })
+            .unwrap_or_else(|e| panic!("{voice_name}: {e}"));
+        let load_s = t0.elapsed().as_secs_f64();
+        engine.synthesize(warm_up, &mut |_| {}, &StopCheck::never()).expect("warm-up"); // first run allocates
+        Ours { engine, load_s }
+    }
+
+    fn round(&mut self, lines: &[String]) -> Figures {
+        let stop = StopCheck::never();
+        let rate = f64::from(self.engine.format().rate());
         let (mut samples, mut synth_s, mut firsts) = (0usize, 0f64, Vec::new());
         for line in lines {
-            let (first, total, n) = time_one(engine.as_mut(), line, &stop);
+            let (first, total, n) = time_one(self.engine.as_mut(), line, &stop);
             samples += n;
             synth_s += total;
             firsts.push(first);
         }
-        if best.as_ref().is_none_or(|b| synth_s < b.1) {
-            best = Some((samples, synth_s, firsts));
+        firsts.sort_by(f64::total_cmp);
+        Figures {
+            engine: self.engine.name(),
+            load_s: self.load_s,
+            audio_s: samples as f64 / rate,
+            synth_s,
+            first_audio_median_s: firsts[firsts.len() / 2],
+            first_audio_long_s: time_one(self.engine.as_mut(), LONG_SENTENCE, &stop).0,
         }
     }
-    let (samples, synth_s, mut firsts) = best.expect("at least one round");
-    let first_audio_long_s =
-        (0..ROUNDS).map(|_| time_one(engine.as_mut(), LONG_SENTENCE, &stop).0).fold(f64::INFINITY, f64::min);
-    firsts.sort_by(f64::total_cmp);
-    Figures {
-        engine: engine.name(),
-        load_s,
-        audio_s: samples as f64 / rate,
-        synth_s,
-        first_audio_median_s: firsts[firsts.len() / 2],
-        first_audio_long_s,
-    }
 }
+
 
 /// (seconds to the first audio, seconds in all, samples) for one text.
 fn time_one(engine: &mut dyn revoice_pipeline::TextToSpeech, text: &str, stop: &StopCheck) -> (f64, f64, usize) {
@@ -99,7 +115,7 @@ fn run_peer(python: &str, threads: usize, sentences: &Path) -> Result<Figures, S
         .arg(&model)
         .arg(threads.to_string())
         .arg(sentences)
-        .arg(ROUNDS.to_string())
+        .arg("1")
         .arg(LONG_SENTENCE)
         .env("OMP_NUM_THREADS", threads.to_string())
         .output()
@@ -130,14 +146,37 @@ fn main() {
         .filter(|l| !l.is_empty())
         .map(String::from)
         .collect();
-    println!("{} sentences, {threads} threads", lines.len());
-    let mut rows = vec![run_engine("joe", threads, &lines), run_engine("espeak-en", threads, &lines)];
-    let peer = std::env::var("PIPER_PYTHON").ok().map(|p| run_peer(&p, threads, &sentences));
-    match &peer {
-        Some(Ok(f)) => rows.push(f.clone()),
-        Some(Err(e)) => println!("piper peer: {e}"),
-        None => println!("piper peer: set PIPER_PYTHON to a Python with piper-tts to compare"),
+    println!("{} sentences, {threads} threads, best of {ROUNDS} rounds", lines.len());
+    let pythons: Vec<String> = std::env::var_os("PIPER_PYTHON")
+        .map(|v| std::env::split_paths(&v).map(|p| p.display().to_string()).collect())
+        .unwrap_or_default();
+    if pythons.is_empty() {
+        println!("piper peer: set PIPER_PYTHON to a Python with piper-tts (several: `:`-separated) to compare");
     }
+    let mut ours = vec![Ours::load("joe", threads, &lines[0]), Ours::load("espeak-en", threads, &lines[0])];
+    let contenders = ours.len() + pythons.len();
+    let mut best: Vec<Option<Figures>> = vec![None; contenders];
+    for round in 0..ROUNDS {
+        for k in 0..contenders {
+            let c = (k + round) % contenders;
+            let figures = if c < ours.len() {
+                ours[c].round(&lines)
+            } else {
+                match run_peer(&pythons[c - ours.len()], threads, &sentences) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        println!("piper peer: {e}");
+                        continue;
+                    }
+                }
+            };
+            best[c] = Some(match best[c].take() {
+                Some(b) => b.best(figures),
+                None => figures,
+            });
+        }
+    }
+    let rows: Vec<Figures> = best.into_iter().flatten().collect();
     println!(
         "{:<36} {:>7} {:>8} {:>8} {:>7} {:>13} {:>13}",
         "engine", "load s", "audio s", "synth s", "RTF", "1st audio s", "1st (long) s"
@@ -148,19 +187,20 @@ fn main() {
             r.engine, r.load_s, r.audio_s, r.synth_s, r.rtf(), r.first_audio_median_s, r.first_audio_long_s
         );
     }
-    if let Some(Ok(p)) = &peer {
-        let ours = &rows[0];
+    let joe = &rows[0];
+    for p in rows.iter().filter(|r| r.engine.starts_with("piper-tts")) {
         println!(
-            "speed vs piper-tts (same voice, sentences, {threads} threads): {:.2}x (RTF {:.4} vs {:.4}); \
+            "speed vs {} (same voice, sentences, {threads} threads): {:.2}x (RTF {:.4} vs {:.4}); \
              first audio {:.2}x ({:.3} s vs {:.3} s), on a long sentence {:.2}x ({:.3} s vs {:.3} s)",
-            p.rtf() / ours.rtf(),
-            ours.rtf(),
+            p.engine,
+            p.rtf() / joe.rtf(),
+            joe.rtf(),
             p.rtf(),
-            p.first_audio_median_s / ours.first_audio_median_s,
-            ours.first_audio_median_s,
+            p.first_audio_median_s / joe.first_audio_median_s,
+            joe.first_audio_median_s,
             p.first_audio_median_s,
-            p.first_audio_long_s / ours.first_audio_long_s,
-            ours.first_audio_long_s,
+            p.first_audio_long_s / joe.first_audio_long_s,
+            joe.first_audio_long_s,
             p.first_audio_long_s
         );
     }

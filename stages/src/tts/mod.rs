@@ -40,6 +40,8 @@ pub enum TtsError {
     ModelConfig { path: PathBuf, reason: String },
     #[error("model `{name}`: {reason}")]
     Model { name: String, reason: String },
+    #[error("voice `{voice}`: {reason}")]
+    Setting { voice: String, reason: String },
     #[error("voice `{voice}`: no speaker `{speaker}` (speakers: {known})")]
     Speaker { voice: String, speaker: String, known: String },
     #[error(transparent)]
@@ -87,7 +89,11 @@ impl Overrides {
         if self.speaker.is_some() {
             v.speaker = self.speaker.clone();
         }
-        v.validate()?;
+        v.validate().map_err(|e| match e {
+            // The profile itself was valid: the bad value is one of the overrides.
+            TtsError::Profile { reason, .. } => TtsError::Setting { voice: v.name.clone(), reason },
+            other => other,
+        })?;
         Ok(v)
     }
 }
@@ -108,9 +114,11 @@ pub fn engine_for(voice: &Voice, overrides: &Overrides) -> Result<Box<dyn TextTo
             Ok(Box::new(EspeakEngine::new(&v.name, settings)?))
         }
         EngineKind::Piper => {
+            let started = std::time::Instant::now();
             let model = model_path(&v)?;
             let config = PiperConfig::load(&config_path(&model))?;
             let runtime = cached("onnxruntime")?;
+            tracing::debug!(seconds = started.elapsed().as_secs_f64(), "voice model and runtime found in the cache");
             let speaker_id = speaker_id(&v, &config)?;
             let settings = PiperSettings {
                 language: if v.language.trim().is_empty() { config.espeak_voice.clone() } else { v.language.clone() },
@@ -244,7 +252,7 @@ mod tests {
         let applied = o.apply(&v).unwrap();
         assert_eq!((applied.rate, applied.sentence_pause), (1.5, 0.5));
         let bad = Overrides { rate: Some(-1.0), ..Default::default() };
-        assert!(matches!(bad.apply(&v), Err(TtsError::Profile { .. })));
+        assert!(matches!(bad.apply(&v), Err(TtsError::Setting { .. })));
     }
 
     #[test]

@@ -168,6 +168,7 @@ impl PiperEngine {
         settings: PiperSettings,
         threads: usize,
     ) -> Result<Self, TtsError> {
+        let started = std::time::Instant::now();
         espeak::check_language(&settings.language)?;
         // Without spinning: a voice runs a few long inferences per sentence, and busy-waiting
         // threads only take CPU from the rest of the pipeline.
@@ -179,7 +180,7 @@ impl PiperEngine {
                 reason: format!("not a Piper voice: its inputs are {inputs:?}, expected input, input_lengths, scales"),
             });
         }
-        tracing::info!(voice = name, model = %model.display(), threads, "piper voice loaded");
+        tracing::info!(voice = name, model = %model.display(), threads, seconds = started.elapsed().as_secs_f64(), "piper voice loaded");
         Ok(Self { name: name.to_string(), session, config, settings, model: model.to_path_buf() })
     }
 
