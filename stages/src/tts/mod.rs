@@ -202,7 +202,35 @@ pub fn config_path(model: &Path) -> PathBuf {
 }
 
 fn cached(name: &str) -> Result<PathBuf, TtsError> {
-    crate::models::ensure(name).map_err(|e| TtsError::Model { name: name.to_string(), reason: e.to_string() })
+    cached_in(&crate::models::Cache::new(crate::models::cache_dir()), name)
+}
+
+/// A catalog model (fetched on a miss), or one the user brought in with `revoice models
+/// import` under a name of their own.
+fn cached_in(cache: &crate::models::Cache, name: &str) -> Result<PathBuf, TtsError> {
+    use crate::models::{ModelError, QuickState};
+    let failed = |e: ModelError| TtsError::Model { name: name.to_string(), reason: e.to_string() };
+    match cache.ensure(name) {
+        Ok(p) => Ok(p),
+        Err(ModelError::UnknownModel { .. }) => match (cache.quick_state(name), cache.manifest(name)) {
+            (QuickState::Verified, Some(m)) => Ok(cache.model_dir(name).join(m.main_file)),
+            (QuickState::Changed, _) => Err(TtsError::Model {
+                name: name.to_string(),
+                reason: format!(
+                    "the imported files in {} changed or are incomplete; import them again with `revoice models import`",
+                    cache.model_dir(name).display()
+                ),
+            }),
+            _ => Err(TtsError::Model {
+                name: name.to_string(),
+                reason: format!(
+                    "not in the model catalog nor imported into {}; `revoice models import VOICE.onnx` brings in a Piper voice (its .onnx.json beside it)",
+                    cache.root().display()
+                ),
+            }),
+        },
+        Err(e) => Err(failed(e)),
+    }
 }
 
 fn speaker_id(voice: &Voice, config: &PiperConfig) -> Result<Option<i64>, TtsError> {
@@ -260,6 +288,21 @@ mod tests {
         for text in ["", "  ", "🙂👍 *** !!"] {
             assert!(matches!(speakable_clauses(text), Err(EngineError::BadInput(_))), "{text}");
         }
+    }
+
+    #[test]
+    fn imported_piper_voices_are_found_by_their_name() {
+        let root = tempfile::tempdir().unwrap();
+        let cache = crate::models::Cache::new(root.path());
+        let e = cached_in(&cache, "piper-xx-nobody").unwrap_err();
+        assert!(e.to_string().contains("models import"), "{e}");
+        // A (tiny, fake) Piper voice imported under its own name.
+        let src = tempfile::tempdir().unwrap();
+        let onnx = src.path().join("xx-test.onnx");
+        std::fs::write(&onnx, b"onnx bytes").unwrap();
+        std::fs::write(config_path(&onnx), r#"{"audio":{"sample_rate":22050},"phoneme_id_map":{"_":[0]}}"#).unwrap();
+        let imported = crate::models::import::import(&cache, &onnx, Some("piper-xx-test")).unwrap();
+        assert_eq!(cached_in(&cache, "piper-xx-test").unwrap(), imported.main_file);
     }
 
     #[test]
