@@ -1,1 +1,50 @@
-//! Speech to text: whisper.cpp through whisper-rs.
+//! Speech to text: whisper.cpp through whisper-rs, fed by the Silero VAD.
+//!
+//! | item | what it is |
+//! | --- | --- |
+//! | [`WhisperEngine`] | the [`revoice_pipeline::SpeechToText`] engine: one model, one state per stream |
+//! | [`WhisperConfig`] | model, language, threads, decoding options |
+//! | [`transcribe_file`] | a whole file: decode → VAD → Whisper on its own thread → texts |
+//! | [`StreamingTranscriber`] | live audio: partial hypotheses that never repeat committed words, a final text per utterance |
+//! | [`format`] | txt, srt, vtt and json writers |
+
+pub mod file;
+pub mod format;
+pub mod input;
+pub mod quantize;
+pub mod stream;
+pub mod whisper;
+pub mod words;
+
+use std::path::PathBuf;
+
+pub use file::{FileTranscript, TranscribeOptions, transcribe_file};
+pub use stream::{StreamEvent, StreamingTranscriber};
+pub use whisper::{WhisperConfig, WhisperEngine};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SttError {
+    #[error("{path}: {reason}")]
+    BadModel { path: PathBuf, reason: String },
+    #[error("unknown Whisper model `{0}`; use tiny.en, base, tiny.en-q8_0, base-q8_0 or the path of a ggml .bin file")]
+    UnknownModel(String),
+    #[error("language `{language}` needs a multilingual model, and {model} is English-only; use --model base")]
+    LanguageNeedsMultilingual { language: String, model: String },
+    #[error("unknown language `{0}`; use an ISO 639-1 code such as en, de, fr, or auto")]
+    UnknownLanguage(String),
+    #[error("{path}: {reason}")]
+    BadAudio { path: PathBuf, reason: String },
+    #[error("model cache: {0}")]
+    Cache(String),
+    #[error("whisper: {0}")]
+    Whisper(String),
+    #[error(transparent)]
+    Vad(#[from] crate::dsp::vad::VadError),
+    #[error(transparent)]
+    Engine(#[from] revoice_pipeline::EngineError),
+}
+
+/// The path of a cached model, fetching it on a miss.
+pub(crate) fn cached_model(name: &str) -> Result<PathBuf, SttError> {
+    crate::models::ensure(name).map_err(|e| SttError::Cache(e.to_string()))
+}

@@ -1,0 +1,261 @@
+//! stt_bench: real-time factor, word error rate and peak memory of revoice's speech to
+//! text against two peers, in one run, on the same file and the same number of threads.
+//!
+//! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, audio
+//!   context fitted to each utterance; one child process per model.
+//! - whisper.cpp: `whisper_plain` (stages/benches/whisper_plain.c, built by
+//!   stages/benches/build_whisper_plain.sh from the same vendored whisper.cpp), greedy,
+//!   whole file, full 30 s windows: what whisper.cpp's CLI does.
+//! - faster-whisper (CTranslate2, int8), greedy, from a Python venv, on the CTranslate2
+//!   folders the ggml models were converted from.
+//!
+//! Every system runs as a child under `/usr/bin/time` (peak RSS); each is run `--repeat`
+//! times and the fastest run is kept (the machine is shared). Wall time excludes model
+//! loading for all three.
+//!
+//! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,base] [--repeat N]
+//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use revoice_pipeline::StopCheck;
+use revoice_stages::dsp::vad::{SileroVad, Vad, VadConfig};
+use revoice_stages::stt::file::transcribe_with;
+use revoice_stages::stt::{WhisperConfig, WhisperEngine};
+use revoice_stages::text::word_errors;
+
+const FASTER_WHISPER: &str = r#"
+import json, sys, time
+from faster_whisper import WhisperModel
+model_dir, audio, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t0 = time.time()
+m = WhisperModel(model_dir, device="cpu", compute_type="int8", cpu_threads=threads)
+t1 = time.time()
+segs, info = m.transcribe(audio, beam_size=1, language="en", vad_filter=False)
+text = " ".join(s.text.strip() for s in segs)
+t2 = time.time()
+print("RESULT " + json.dumps({"load_s": t1 - t0, "transcribe_s": t2 - t1, "text": text}))
+"#;
+
+struct Opts {
+    audio: PathBuf,
+    threads: usize,
+    models: Vec<String>,
+    repeat: usize,
+    whisper_plain: PathBuf,
+    python: PathBuf,
+    ct2_dir: PathBuf,
+}
+
+fn parse() -> Result<(Opts, Option<String>), String> {
+    let mut o = Opts {
+        audio: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/audio/en_ami_meeting_excerpt_4spk.wav"),
+        threads: 2,
+        models: vec!["tiny.en".into(), "base".into()],
+        repeat: 2,
+        whisper_plain: "/var/cache/revoice/whisper-cli/whisper_plain".into(),
+        python: "/var/cache/revoice/fw-venv/bin/python".into(),
+        ct2_dir: "/var/cache/revoice/ct2".into(),
+    };
+    let mut child = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut val = || args.next().ok_or(format!("{a} needs a value"));
+        match a.as_str() {
+            "--audio" => o.audio = val()?.into(),
+            "--threads" => o.threads = val()?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--models" => o.models = val()?.split(',').map(str::to_string).collect(),
+            "--repeat" => o.repeat = val()?.parse().map_err(|e| format!("--repeat: {e}"))?,
+            "--whisper-plain" => o.whisper_plain = val()?.into(),
+            "--python" => o.python = val()?.into(),
+            "--ct2-dir" => o.ct2_dir = val()?.into(),
+            "--child" => child = Some(val()?),
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok((o, child))
+}
+
+/// One revoice run in this process: prints `RESULT {json}`.
+fn child(o: &Opts, model: &str) -> Result<(), String> {
+    let t0 = Instant::now();
+    let config = WhisperConfig { model: Some(model.into()), threads: o.threads, ..WhisperConfig::default() };
+    let mut engine = WhisperEngine::from_config(&config).map_err(|e| e.to_string())?;
+    let vad_config = VadConfig::default();
+    let mut vad = Vad::new(SileroVad::from_cache(1).map_err(|e| e.to_string())?, &vad_config).map_err(|e| e.to_string())?;
+    let load = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let t = transcribe_with(&o.audio, &mut engine, &mut vad, &StopCheck::never(), &mut |_| {}).map_err(|e| e.to_string())?;
+    let json = serde_json::json!({
+        "load_s": load,
+        "transcribe_s": t1.elapsed().as_secs_f64(),
+        "text": t.text(),
+        "speech_s": t.speech_seconds,
+        "utterances": t.utterances,
+    });
+    println!("RESULT {json}");
+    Ok(())
+}
+
+struct Run {
+    name: String,
+    load_s: f64,
+    transcribe_s: f64,
+    peak_mb: f64,
+    text: String,
+    note: String,
+}
+
+/// Run `cmd` under /usr/bin/time `repeat` times; keep the fastest.
+fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
+    let mut best: Option<Run> = None;
+    for _ in 0..repeat.max(1) {
+        let out = Command::new("/usr/bin/time")
+            .arg("-f")
+            .arg("MAXRSS_KB=%M")
+            .args(cmd)
+            .output()
+            .map_err(|e| format!("{name}: cannot run {} ({e})", cmd[0]))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("{name}: failed: {}", stderr.lines().rev().take(5).collect::<Vec<_>>().join(" | ")));
+        }
+        let peak_kb: f64 = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("MAXRSS_KB="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN);
+        let run = if let Some(j) = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")) {
+            let v: serde_json::Value = serde_json::from_str(j).map_err(|e| format!("{name}: {e}"))?;
+            let note = match (v["speech_s"].as_f64(), v["utterances"].as_u64()) {
+                (Some(s), Some(u)) => format!("{u} utterances, {s:.1} s of speech to Whisper"),
+                _ => String::new(),
+            };
+            Run {
+                name: name.into(),
+                load_s: v["load_s"].as_f64().unwrap_or(f64::NAN),
+                transcribe_s: v["transcribe_s"].as_f64().unwrap_or(f64::NAN),
+                peak_mb: peak_kb / 1024.0,
+                text: v["text"].as_str().unwrap_or_default().to_string(),
+                note,
+            }
+        } else {
+            // whisper_plain: "load_s=.. transcribe_s=.. audio_s=.." then the text.
+            let mut lines = stdout.lines();
+            let head = lines.next().unwrap_or_default();
+            let field = |k: &str| {
+                head.split_whitespace()
+                    .find_map(|p| p.strip_prefix(k))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(f64::NAN)
+            };
+            Run {
+                name: name.into(),
+                load_s: field("load_s="),
+                transcribe_s: field("transcribe_s="),
+                peak_mb: peak_kb / 1024.0,
+                text: lines.map(str::trim).collect::<Vec<_>>().join(" "),
+                note: String::new(),
+            }
+        };
+        if best.as_ref().is_none_or(|b| run.transcribe_s < b.transcribe_s) {
+            best = Some(run);
+        }
+    }
+    best.ok_or_else(|| format!("{name}: no run"))
+}
+
+fn reference_for(audio: &Path) -> Option<String> {
+    let dir = audio.parent()?;
+    let file = audio.file_name()?.to_str()?;
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).ok()?;
+    let line = manifest.lines().find(|l| l.starts_with(&format!("{file}\t")))?;
+    let cols: Vec<&str> = line.split('\t').collect();
+    let r = cols.get(10)?;
+    // Multi-speaker references carry "X: " prefixes joined by " | ".
+    Some(r.split(" | ").map(|p| p.split_once(": ").map_or(p, |(_, t)| t)).collect::<Vec<_>>().join(" "))
+}
+
+fn main() {
+    let (o, child_model) = match parse() {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("stt_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Some(model) = child_model {
+        if let Err(e) = child(&o, &model) {
+            eprintln!("stt_bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let audio_s = revoice_stages::stt::input::probe_seconds(&o.audio).unwrap_or(f64::NAN);
+    let reference = reference_for(&o.audio);
+    let me = std::env::current_exe().expect("own path").to_string_lossy().to_string();
+    let threads = o.threads.to_string();
+    let audio = o.audio.to_string_lossy().to_string();
+    let script = std::env::temp_dir().join("stt_bench_faster_whisper.py");
+    std::fs::write(&script, FASTER_WHISPER).expect("write the faster-whisper script");
+    let mut runs = Vec::new();
+    for model in &o.models {
+        let ggml_name = if model.starts_with("tiny.en") { "tiny.en" } else { "base" };
+        let mut plan: Vec<(String, Vec<String>)> = vec![(
+            format!("revoice {model}"),
+            vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone()],
+        )];
+        if !model.contains("-q") {
+            let ggml = WhisperConfig { model: Some(model.clone()), ..WhisperConfig::default() }.model_file();
+            match ggml {
+                Ok(path) if o.whisper_plain.is_file() => plan.push((
+                    format!("whisper.cpp {model} (f16, no VAD)"),
+                    vec![o.whisper_plain.to_string_lossy().into(), path.to_string_lossy().into(), audio.clone(), threads.clone()],
+                )),
+                _ => eprintln!("skipping whisper.cpp for {model}: build it with stages/benches/build_whisper_plain.sh"),
+            }
+            let ct2 = o.ct2_dir.join(ggml_name);
+            if o.python.is_file() && ct2.join("model.bin").is_file() {
+                plan.push((
+                    format!("faster-whisper {model} (int8)"),
+                    vec![o.python.to_string_lossy().into(), script.to_string_lossy().into(), ct2.to_string_lossy().into(), audio.clone(), threads.clone()],
+                ));
+            } else {
+                eprintln!("skipping faster-whisper for {model}: no venv at {} or no model at {}", o.python.display(), ct2.display());
+            }
+        }
+        for (name, cmd) in plan {
+            match measure(&name, &cmd, o.repeat) {
+                Ok(r) => runs.push(r),
+                Err(e) => eprintln!("{e}"),
+            }
+        }
+    }
+    println!("stt_bench: {} ({audio_s:.1} s), {} threads, best of {}", o.audio.display(), o.threads, o.repeat);
+    println!("{:<36} {:>7} {:>9} {:>7} {:>8} {:>8}", "system", "load s", "wall s", "RTF", "peak MB", "WER*");
+    for r in &runs {
+        let wer = reference.as_ref().map_or(f64::NAN, |re| word_errors(re, &r.text).rate() * 100.0);
+        println!(
+            "{:<36} {:>7.2} {:>9.2} {:>7.3} {:>8.0} {:>7.1}%  {}",
+            r.name,
+            r.load_s,
+            r.transcribe_s,
+            r.transcribe_s / audio_s,
+            r.peak_mb,
+            wer,
+            r.note
+        );
+    }
+    for model in &o.models {
+        let ours = runs.iter().find(|r| r.name == format!("revoice {model}"));
+        for peer in runs.iter().filter(|r| !r.name.starts_with("revoice") && r.name.contains(&format!(" {model} "))) {
+            if let Some(ours) = ours {
+                println!("{model}: {} / revoice = {:.2}x", peer.name, peer.transcribe_s / ours.transcribe_s);
+            }
+        }
+    }
+    println!("* WER against the manifest reference (for a multi-speaker file, the speakers' texts joined: indicative only)");
+}
