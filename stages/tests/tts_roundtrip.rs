@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use revoice_pipeline::StopCheck;
-use revoice_stages::models;
+use revoice_pipeline::{SpeechToText, StopCheck};
+use revoice_stages::stt::{WhisperConfig, WhisperEngine};
 use revoice_stages::text::{WordErrors, word_errors};
 use revoice_stages::tts::{self, Overrides, dsp};
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters};
 
 fn sentences() -> Vec<String> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tts_sentences.txt");
@@ -15,44 +14,33 @@ fn sentences() -> Vec<String> {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }
 
+/// Whisper base (multilingual), through the project's speech-to-text engine.
 struct Whisper {
-    ctx: WhisperContext,
+    engine: std::cell::RefCell<WhisperEngine>,
 }
 
 impl Whisper {
     fn base() -> Self {
-        whisper_rs::install_logging_hooks();
-        let path = models::ensure("whisper-base").expect("whisper-base in the model cache");
-        let ctx = WhisperContext::new_with_params(path.to_str().unwrap(), WhisperContextParameters::default())
-            .expect("whisper-base loads");
-        Self { ctx }
+        let config = WhisperConfig {
+            model: Some("base".into()),
+            language: "en".into(),
+            threads: 2,
+            ..WhisperConfig::default()
+        };
+        let engine = WhisperEngine::from_config(&config).expect("whisper base loads (fetched into the cache on a miss)");
+        Self { engine: std::cell::RefCell::new(engine) }
     }
 
     /// Transcribes mono audio at `rate` Hz (resampled to Whisper's 16 kHz).
     fn transcribe(&self, audio: &[f32], rate: u32) -> String {
-        let mut audio16 = dsp::resample(audio, 16_000.0 / f64::from(rate));
+        let mut engine = self.engine.borrow_mut();
+        let mut audio16 = dsp::resample(audio, f64::from(engine.sample_rate()) / f64::from(rate));
         // A little silence on both sides.
         let mut padded = vec![0.0; 8_000];
         padded.append(&mut audio16);
         padded.resize(padded.len() + 8_000, 0.0);
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_language(Some("en"));
-        params.set_n_threads(2);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_special(false);
-        params.set_print_timestamps(false);
-        params.set_no_context(true);
-        let mut state = self.ctx.create_state().expect("whisper state");
-        state.full(params, &padded).expect("whisper runs");
-        let mut text = String::new();
-        for i in 0..state.full_n_segments() {
-            if let Some(seg) = state.get_segment(i) {
-                text.push_str(&seg.to_str_lossy().unwrap_or_default());
-                text.push(' ');
-            }
-        }
-        text.trim().to_string()
+        let texts = engine.transcribe(&padded, 0.0, &StopCheck::never()).expect("whisper runs");
+        texts.iter().map(|t| t.text.trim()).collect::<Vec<_>>().join(" ")
     }
 }
 
