@@ -29,6 +29,9 @@ impl Whisper {
             model: Some("base".into()),
             language: language.into(),
             threads: 2,
+            // The full 30 s window, as Whisper was trained: a fitted (shorter) encoder
+            // context made it loop on some windows here.
+            fit_audio_context: false,
             ..WhisperConfig::default()
         };
         let engine = WhisperEngine::from_config(&config).expect("whisper base loads (fetched into the cache on a miss)");
