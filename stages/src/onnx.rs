@@ -35,6 +35,12 @@ pub fn environment(lib: &Path) -> Result<&'static Environment, OnnxError> {
 
 /// Load `model` with `threads` intra-op threads.
 pub fn session(lib: &Path, model: &Path, threads: usize) -> Result<Session, OnnxError> {
+    session_with(lib, model, threads, true)
+}
+
+/// Like [`session`]; `spinning` lets idle intra-op threads busy-wait for work (lower
+/// latency for many small runs, wasted CPU on a busy machine for long runs).
+pub fn session_with(lib: &Path, model: &Path, threads: usize, spinning: bool) -> Result<Session, OnnxError> {
     let env = environment(lib)?;
     let bad = |e: ort::Error| OnnxError::Model { path: model.to_path_buf(), reason: e.to_string() };
     if !model.is_file() {
@@ -45,6 +51,8 @@ pub fn session(lib: &Path, model: &Path, threads: usize) -> Result<Session, Onnx
         .with_intra_threads(threads.max(1))
         .map_err(|e| bad(e.into()))?
         .with_inter_threads(1)
+        .map_err(|e| bad(e.into()))?
+        .with_intra_op_spinning(spinning)
         .map_err(|e| bad(e.into()))?
         .commit_from_file(model)
         .map_err(bad)
