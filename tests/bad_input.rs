@@ -15,7 +15,7 @@ struct Outcome {
 
 fn revoice_file(input: &Path, output: &Path) -> Outcome {
     let out = Command::new(env!("CARGO_BIN_EXE_revoice"))
-        .args(["file", input.to_str().unwrap(), "-o", output.to_str().unwrap()])
+        .args(["file", "--convert-only", input.to_str().unwrap(), "-o", output.to_str().unwrap()])
         .output()
         .expect("runs");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();

@@ -1,5 +1,5 @@
 //! The real recordings in ../shared/audio decode to the durations their manifest gives
-//! (within 1 %), and `revoice file` turns the stereo 44.1 kHz mp3 into a 16 kHz WAV of
+//! (within 1 %), and `revoice file --convert-only` turns the stereo 44.1 kHz mp3 into a 16 kHz WAV of
 //! the right length.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +35,7 @@ fn the_sonnet_mp3_becomes_a_16_bit_16khz_wav_of_the_right_length() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.wav");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_revoice"))
-        .args(["file", shared().join("en_librivox_shakespeare_sonnet001.mp3").to_str().unwrap(), "-o", out.to_str().unwrap()])
+        .args(["file", "--convert-only", shared().join("en_librivox_shakespeare_sonnet001.mp3").to_str().unwrap(), "-o", out.to_str().unwrap()])
         .status()
         .unwrap();
     assert!(status.success());

@@ -12,8 +12,10 @@
 //! | [`onnx`] | loading ONNX Runtime from the model cache |
 //! | [`text`] | text normalisation and word error rate |
 //! | [`registry`] | builds a stage from its config |
+//! | [`job`] | the whole re-voicing graph for one file |
 
 pub mod dsp;
+pub mod job;
 pub mod models;
 pub mod onnx;
 pub mod registry;

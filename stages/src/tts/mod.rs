@@ -136,6 +136,21 @@ pub fn engine_for(voice: &Voice, overrides: &Overrides) -> Result<Box<dyn TextTo
     }
 }
 
+/// The format `voice` speaks in, known before its model loads (Piper: the rate in the
+/// voice's config; espeak-ng: 22 050 Hz mono).
+pub fn voice_format(voice: &Voice) -> Result<revoice_pipeline::AudioFormat, TtsError> {
+    match voice.engine {
+        // espeak-ng's synthesizer always runs at 22 050 Hz.
+        EngineKind::Espeak => Ok(revoice_pipeline::AudioFormat::mono(22_050)),
+        EngineKind::Piper => {
+            let config = config_path(&model_path(voice)?);
+            let rate = PiperConfig::load(&config)?.sample_rate;
+            revoice_pipeline::AudioFormat::new(rate, 1)
+                .ok_or_else(|| TtsError::ModelConfig { path: config, reason: "audio.sample_rate is 0".into() })
+        }
+    }
+}
+
 /// Whether a voice can speak now, without fetching anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VoiceStatus {
