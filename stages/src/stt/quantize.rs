@@ -12,6 +12,8 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::SttError;
+use crate::models::ct2::f16_to_f32;
+use crate::models::ggml::f32_to_f16;
 
 const QK8_0: usize = 32;
 const FTYPE_MOSTLY_Q8_0: i32 = 7;
@@ -166,73 +168,11 @@ pub fn quantize_row_q8_0(x: &[f32]) -> Vec<u8> {
     out
 }
 
-pub fn f16_to_f32(h: u16) -> f32 {
-    let sign = u32::from(h >> 15) << 31;
-    let exp = u32::from((h >> 10) & 0x1f);
-    let mant = u32::from(h & 0x3ff);
-    let bits = match (exp, mant) {
-        (0, 0) => sign,
-        (0, m) => {
-            // Subnormal: value = m * 2^-24.
-            let v = m as f32 * f32::from_bits(0x3380_0000);
-            return if sign != 0 { -v } else { v };
-        }
-        (0x1f, 0) => sign | 0x7f80_0000,
-        (0x1f, m) => sign | 0x7fc0_0000 | (m << 13),
-        (e, m) => sign | ((e + 112) << 23) | (m << 13),
-    };
-    f32::from_bits(bits)
-}
 
-/// f32 to f16, rounding to nearest even (what ggml's conversion does).
-pub fn f32_to_f16(f: f32) -> u16 {
-    let x = f.to_bits();
-    let sign = ((x >> 16) & 0x8000) as u16;
-    let exp = ((x >> 23) & 0xff) as i32;
-    let mant = x & 0x7f_ffff;
-    if exp == 0xff {
-        return sign | 0x7c00 | if mant != 0 { 0x200 } else { 0 };
-    }
-    let e = exp - 127 + 15;
-    if e >= 0x1f {
-        return sign | 0x7c00;
-    }
-    if e <= 0 {
-        if e < -10 {
-            return sign;
-        }
-        let m = mant | 0x80_0000;
-        let shift = (14 - e) as u32;
-        let half = 1u32 << (shift - 1);
-        let rest = m & ((1 << shift) - 1);
-        let mut v = m >> shift;
-        if rest > half || (rest == half && v & 1 == 1) {
-            v += 1;
-        }
-        return sign | v as u16;
-    }
-    let mut v = ((e as u32) << 10) | (mant >> 13);
-    let rest = mant & 0x1fff;
-    if rest > 0x1000 || (rest == 0x1000 && v & 1 == 1) {
-        v += 1;
-    }
-    sign | v as u16
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn half_floats_round_trip() {
-        for v in [0.0f32, 1.0, -2.5, 0.333_251_95, 65504.0, 6.1035156e-5, 5.9604645e-8, -1e-3] {
-            let back = f16_to_f32(f32_to_f16(v));
-            assert!((back - v).abs() <= v.abs() * 1e-3 + 6e-8, "{v} -> {back}");
-        }
-        assert_eq!(f32_to_f16(1.0), 0x3c00);
-        assert_eq!(f16_to_f32(0xc000), -2.0);
-        assert_eq!(f32_to_f16(1e9), 0x7c00);
-    }
 
     #[test]
     fn q8_0_blocks_hold_a_scale_and_32_bytes_within_half_a_step() {
