@@ -2,12 +2,12 @@
 //!
 //! | module | what it holds |
 //! | --- | --- |
-//! | [`source`] | file decode (symphonia), microphone |
+//! | [`source`] | decoding files and standard input (symphonia) |
 //! | [`dsp`] | resampling, voice activity detection, time-fit |
 //! | [`stt`] | speech to text (whisper.cpp through whisper-rs) |
 //! | [`rewrite`] | the rewriting LLM (candle, GGUF) and the identity rewriter |
 //! | [`tts`] | text to speech (Piper voices through ONNX Runtime, espeak-ng) |
-//! | [`sink`] | file writers, speaker, null |
+//! | [`sink`] | the WAV writer (whole or not at all), null |
 //! | [`models`] | the model catalog, fetch, verify, convert, cache |
 //! | [`onnx`] | loading ONNX Runtime from the model cache |
 //! | [`text`] | text normalisation and word error rate |

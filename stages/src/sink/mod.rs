@@ -1,4 +1,4 @@
-//! Where audio goes: files (written whole or not at all), the speaker, nowhere.
+//! Where audio goes: files (written whole or not at all), or nowhere.
 
 pub mod file;
 pub mod null;

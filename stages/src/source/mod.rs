@@ -1,4 +1,4 @@
-//! Where audio comes from: files and standard input (symphonia), the microphone.
+//! Where audio comes from: files and standard input (symphonia).
 
 pub mod file;
 
