@@ -6,7 +6,7 @@
 
 use crate::engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, TextToSpeech, Turn};
 use crate::frame::{AudioChunk, AudioFormat, Frame, Marker, Payload, Text, UtteranceId};
-use crate::stage::{EpochGate, GateDecision, Port, Ports, Stage, StageBody, StageError, StageIo};
+use crate::stage::{Admit, EpochGate, Port, Ports, Stage, StageBody, StageError, StageIo};
 
 /// An engine, or the way to load it on the stage's thread.
 pub enum Engine<T: ?Sized> {
@@ -79,15 +79,10 @@ impl Stage for SttStage {
                 Ok(true)
             };
             while let Some(frame) = io.blocking_recv() {
-                match gate.check(&frame, &io.epochs) {
-                    GateDecision::Stale => continue,
-                    GateDecision::NewEpoch => {
-                        buffer.clear();
-                        if io.blocking_send(gate.flushed_marker(frame.utterance)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    GateDecision::Pass => {}
+                match gate.admit_blocking(&frame, &io, || buffer.clear()) {
+                    Admit::Drop => continue,
+                    Admit::Closed => return Ok(()),
+                    Admit::Process => {}
                 }
                 let epoch = gate.epoch();
                 match frame.payload {
@@ -186,16 +181,14 @@ impl Stage for RewriteStage {
             let mut context: Vec<Turn> = Vec::new();
             let mut pending: Option<(UtteranceId, Text)> = None;
             while let Some(frame) = io.blocking_recv() {
-                match gate.check(&frame, &io.epochs) {
-                    GateDecision::Stale => continue,
-                    GateDecision::NewEpoch => {
-                        pending = None;
-                        context.clear();
-                        if io.blocking_send(gate.flushed_marker(frame.utterance)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    GateDecision::Pass => {}
+                let reset = || {
+                    pending = None;
+                    context.clear();
+                };
+                match gate.admit_blocking(&frame, &io, reset) {
+                    Admit::Drop => continue,
+                    Admit::Closed => return Ok(()),
+                    Admit::Process => {}
                 }
                 let epoch = gate.epoch();
                 match frame.payload {
@@ -331,15 +324,10 @@ impl Stage for TtsStage {
             // Per utterance: where its audio continues.
             let mut cursor: Option<(UtteranceId, u64)> = None;
             while let Some(frame) = io.blocking_recv() {
-                match gate.check(&frame, &io.epochs) {
-                    GateDecision::Stale => continue,
-                    GateDecision::NewEpoch => {
-                        cursor = None;
-                        if io.blocking_send(gate.flushed_marker(frame.utterance)).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    GateDecision::Pass => {}
+                match gate.admit_blocking(&frame, &io, || cursor = None) {
+                    Admit::Drop => continue,
+                    Admit::Closed => return Ok(()),
+                    Admit::Process => {}
                 }
                 let epoch = gate.epoch();
                 match frame.payload {

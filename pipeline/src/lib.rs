@@ -19,4 +19,4 @@ pub use engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, St
 pub use epoch::EpochWatch;
 pub use frame::{AudioChunk, AudioFormat, Epoch, Frame, Marker, Payload, Text, TextKind, TimeSpan, UtteranceId, Word};
 pub use graph::{Graph, GraphBuilder, GraphError, PipelineError, RunReport, StageReport};
-pub use stage::{EpochGate, GateDecision, Port, Ports, Processor, ProcessorStage, Stage, StageBody, StageError, StageIo, StageStats};
+pub use stage::{Admit, EpochGate, GateDecision, Port, Ports, Processor, ProcessorStage, Stage, StageBody, StageError, StageIo, StageStats};

@@ -234,6 +234,32 @@ impl EpochGate {
     pub fn flushed_marker(&self, utterance: u64) -> Frame {
         Frame::marker(utterance, self.seen, Marker::Flushed)
     }
+
+    /// The whole flush protocol for a stage on its own thread: stale frames are dropped;
+    /// the first frame of a new epoch runs `reset` and sends the `Flushed` marker on.
+    pub fn admit_blocking(&mut self, frame: &Frame, io: &StageIo, reset: impl FnOnce()) -> Admit {
+        match self.check(frame, &io.epochs) {
+            GateDecision::Stale => Admit::Drop,
+            GateDecision::Pass => Admit::Process,
+            GateDecision::NewEpoch => {
+                reset();
+                match io.blocking_send(self.flushed_marker(frame.utterance)) {
+                    Ok(()) => Admit::Process,
+                    Err(Closed) => Admit::Closed,
+                }
+            }
+        }
+    }
+}
+
+/// What [`EpochGate::admit_blocking`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Admit {
+    Process,
+    /// A stale frame: skip it.
+    Drop,
+    /// Downstream has gone: stop quietly.
+    Closed,
 }
 
 /// A stateful frame-to-frames transform: the common shape of resampling, VAD, time-fit.
