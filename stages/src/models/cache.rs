@@ -141,9 +141,7 @@ impl Cache {
         let manifest = self.manifest(name).ok_or_else(|| ModelError::NotCached { name: name.to_string(), dir: dir.clone() })?;
         let checks = self.check_files(name, &manifest);
         if checks.iter().all(|c| c.ok) {
-            // Remember when it was last found intact (for `quick_state`).
-            let stamp = dir.join(VERIFIED_STAMP);
-            let _ = fs::write(&stamp, b"");
+            stamp_intact(&dir, &manifest);
         }
         Ok(checks)
     }
@@ -156,7 +154,9 @@ impl Cache {
         let hashed_at = [mtime(&dir.join("manifest.json")), mtime(&dir.join(VERIFIED_STAMP))].into_iter().flatten().max();
         for f in &manifest.files {
             match fs::metadata(dir.join(&f.name)) {
-                Ok(m) if m.len() == f.size && m.modified().ok() <= hashed_at => {}
+                // Strictly older: a file written in the same clock tick as the stamp may have
+                // changed after it was hashed ("racily clean"), so it is hashed again.
+                Ok(m) if m.len() == f.size && m.modified().ok() < hashed_at => {}
                 _ => return QuickState::Changed,
             }
         }
@@ -358,8 +358,27 @@ impl Cache {
         }
         fs::rename(out, &dir).map_err(|e| self.io(&dir, e))?;
         remove_all(&old).map_err(|e| self.io(&old, e))?;
+        stamp_intact(&dir, &manifest);
         tracing::info!(model = name, dir = %dir.display(), "in the cache");
         Ok(dir.join(main_file))
+    }
+}
+
+/// Remember that every file of a model was just found intact (for `quick_state`). File
+/// systems stamp times in coarse ticks, so the stamp is rewritten until its time is strictly
+/// later than every file's; a file changed afterwards then always looks changed.
+fn stamp_intact(dir: &Path, manifest: &Manifest) {
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let newest = manifest.files.iter().filter_map(|f| mtime(&dir.join(&f.name))).max();
+    let stamp = dir.join(VERIFIED_STAMP);
+    for _ in 0..100 {
+        if fs::write(&stamp, b"").is_err() {
+            return;
+        }
+        if mtime(&stamp) > newest {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
