@@ -18,7 +18,7 @@ pub mod stretch;
 #[cfg(feature = "cuda")]
 pub mod cuda;
 
-pub use loudness::{gain, integrated_loudness, mix, normalize_loudness};
+pub use loudness::{gain, integrated_loudness, k_filter, mix, normalize_loudness};
 pub use resample::resample;
 pub use stretch::{stretch_to_length, time_stretch};
 

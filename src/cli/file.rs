@@ -6,14 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use revoice_pipeline::{AudioFormat, EpochWatch, Graph, GraphBuilder, ProcessorStage, RunReport};
+use revoice_pipeline::{AudioFormat, EpochWatch, Graph, GraphBuilder, ProcessorStage, RunReport, Text, TimeSpan};
+use revoice_stages::dsp::mixdown::{LoudnessRecord, MixOptions};
 use revoice_stages::dsp::resample::Resample;
 use revoice_stages::dsp::timefit::FitRecord;
 use revoice_stages::job::{self, RevoiceOptions, UtteranceTexts};
 use revoice_stages::sink::file::FileSinkSummary;
 use revoice_stages::sink::{AudioFileSink, SampleFormat};
 use revoice_stages::source::{FileSource, Input};
+use revoice_stages::report::{TimelineRow, write_timeline_png};
 use revoice_stages::stt::WhisperConfig;
+use revoice_stages::stt::format::TranscriptFormat;
 use revoice_stages::{rewrite, tts};
 use tokio_util::sync::CancellationToken;
 
@@ -57,13 +60,28 @@ pub struct Args {
     /// Write 32-bit float samples instead of 16-bit integers.
     #[arg(long)]
     pub float: bool,
-    /// Write a JSON report (per stage: time; per utterance: texts, durations, speed, overrun).
+    /// Drop the original's non-speech audio (music, jingles, pauses): new speech only.
+    #[arg(long)]
+    pub speech_only: bool,
+    /// Leave the new speech at the voice's own loudness instead of matching the original's.
+    #[arg(long)]
+    pub no_match_loudness: bool,
+    /// Write the original and the new transcripts (srt, vtt, json, with times) here.
+    #[arg(long, value_name = "DIR")]
+    pub transcripts: Option<PathBuf>,
+    /// Write a JSON report (per stage: time, real-time factor; peak memory; per utterance:
+    /// texts, durations, speed, overrun, loudness) and beside it a timeline picture (.png).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let jobs = plan_outputs(&args.inputs, &args.output)?;
+    if let Some(dir) = &args.transcripts {
+        if !dir.is_dir() {
+            bail!("{}: the transcripts folder does not exist; create it or choose another", dir.display());
+        }
+    }
     let options = if args.convert_only { None } else { Some(revoice_options(&args)?) };
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let cancel = CancellationToken::new();
@@ -95,10 +113,9 @@ fn revoice_options(args: &Args) -> anyhow::Result<RevoiceOptions> {
     let voice = tts::find_voice(&args.voice)?;
     let rewriter = rewrite::choose(&args.style, args.instruction.as_deref(), &args.llm)?;
     let whisper = WhisperConfig { model: args.whisper.clone(), language: args.language.clone(), ..WhisperConfig::default() };
-    let output_format = match (args.rate, args.channels) {
-        (None, None) => None,
-        (r, c) => Some(AudioFormat::new(r.unwrap_or(22_050), c.unwrap_or(1)).context("--rate and --channels must not be zero")?),
-    };
+    if args.rate == Some(0) || args.channels == Some(0) {
+        bail!("--rate and --channels must not be zero");
+    }
     Ok(RevoiceOptions {
         whisper,
         vad: Default::default(),
@@ -106,7 +123,9 @@ fn revoice_options(args: &Args) -> anyhow::Result<RevoiceOptions> {
         voice,
         overrides: Default::default(),
         syllables_per_second: 4.0,
-        output_format,
+        mix: MixOptions { keep_non_speech: !args.speech_only, match_loudness: !args.no_match_loudness },
+        output_rate: args.rate,
+        output_channels: args.channels,
         sample_format: if args.float { SampleFormat::Float32 } else { SampleFormat::Int16 },
     })
 }
@@ -138,8 +157,15 @@ async fn process_one(
     cancel: CancellationToken,
 ) -> anyhow::Result<serde_json::Value> {
     let started = Instant::now();
+    // Re-voicing reads the input twice (the speech, then the bed under it): standard input
+    // is kept in a temporary file for that.
+    let spooled = match (options, input) {
+        (Some(_), Input::Stdin) => Some(spool_stdin()?),
+        _ => None,
+    };
+    let job_input = spooled.as_ref().map_or_else(|| input.clone(), |f| Input::Path(f.path().to_path_buf()));
     let prepared = match options {
-        Some(options) => Prepared::revoice(job::file_job(input, output, options)?),
+        Some(options) => Prepared::revoice(job::file_job(&job_input, output, options)?),
         None => Prepared::convert(input, output, args)?,
     };
     let Prepared { graph, progress, summary, format, duration, details } = prepared;
@@ -156,31 +182,100 @@ async fn process_one(
         "seconds": seconds,
         "elapsed_seconds": elapsed,
         "real_time_factor": duration.map(|d| elapsed / d),
+        "peak_memory_bytes": revoice_stages::report::peak_memory_bytes(),
         "stages": report.stages.iter().map(|s| serde_json::json!({
-            "name": s.name, "busy_seconds": s.busy.as_secs_f64(), "frames_in": s.frames_in, "frames_out": s.frames_out,
+            "name": s.name, "busy_seconds": s.busy.as_secs_f64(), "real_time_factor": duration.map(|d| s.busy.as_secs_f64() / d),
+            "frames_in": s.frames_in, "frames_out": s.frames_out,
         })).collect::<Vec<_>>(),
     });
-    if let Some((fit, texts)) = &details {
-        let fit = fit.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?.clone();
-        let texts = texts.lock().map_err(|_| anyhow::anyhow!("lock poisoned"))?.clone();
+    if let Some(details) = &details {
+        let fit = lock(&details.fit)?;
+        let texts = lock(&details.texts)?;
+        let loudness = lock(&details.loudness)?;
         let overruns = fit.iter().filter(|f| f.overrun > 0.0).count();
         json["utterances"] = serde_json::json!(fit.iter().map(|f| {
             let t = texts.iter().find(|t| t.utterance == f.utterance);
+            let l = loudness.iter().find(|l| l.utterance == f.utterance);
             serde_json::json!({
                 "utterance": f.utterance, "original_span": f.original, "original_text": t.map(|t| t.original.as_str()),
                 "new_text": t.map(|t| t.rewritten.as_str()), "synthesized_seconds": f.synthesized, "fitted_seconds": f.fitted,
                 "speed": f.speed, "borrowed_seconds": f.borrowed, "overrun_seconds": f.overrun,
+                "original_lufs": l.and_then(|l| l.original_lufs), "new_lufs": l.and_then(|l| l.new_lufs),
+                "loudness_gain_db": l.map(|l| l.gain_db),
             })
         }).collect::<Vec<_>>());
         json["overruns"] = overruns.into();
+        json["fit_within_slot"] = fit.iter().filter(|f| f.overrun == 0.0 && f.borrowed == 0.0).count().into();
         if overruns > 0 && !global.quiet {
             eprintln!("{}: {overruns} utterance(s) run over their slot (see --report)", input.label());
+        }
+        if let Some(dir) = &args.transcripts {
+            let written = write_transcripts(dir, input, output, &fit, &texts)?;
+            json["transcripts"] = serde_json::json!(written);
+        }
+        if let Some(report) = &args.report {
+            let png = timeline_path(report, output, args.inputs.len() > 1);
+            let rows: Vec<TimelineRow> = fit
+                .iter()
+                .map(|f| TimelineRow { original: f.original, new: (f.original.0, f.original.0 + f.fitted), speed: f.speed, overrun: f.overrun })
+                .collect();
+            write_timeline_png(&rows, duration.unwrap_or(seconds), &png).with_context(|| format!("{}: cannot write the timeline", png.display()))?;
+            json["timeline"] = png.display().to_string().into();
         }
     }
     if !global.quiet && !global.json {
         eprintln!("{} -> {} ({seconds:.2} s, {format}) in {elapsed:.2} s", input.label(), output.display());
     }
     Ok(json)
+}
+
+fn lock<T: Clone>(m: &Mutex<T>) -> anyhow::Result<T> {
+    Ok(m.lock().map_err(|_| anyhow::anyhow!("a stage panicked while reporting"))?.clone())
+}
+
+/// Standard input, copied to a temporary file that lives as long as the returned handle.
+fn spool_stdin() -> anyhow::Result<tempfile::NamedTempFile> {
+    let mut file = tempfile::Builder::new().prefix(".revoice-stdin-").tempfile().context("cannot create a temporary file for standard input")?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut file).context("reading standard input")?;
+    Ok(file)
+}
+
+/// The timeline picture beside the report: `report.png`, or `report.<output stem>.png`
+/// when one report covers several files.
+fn timeline_path(report: &Path, output: &Path, several: bool) -> PathBuf {
+    if !several {
+        return report.with_extension("png");
+    }
+    let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+    report.with_extension(format!("{stem}.png"))
+}
+
+/// `<stem>.original.{srt,vtt,json}` and `<stem>.revoiced.{srt,vtt,json}` in `dir`: the
+/// original transcript at its times, the new text at the times it is spoken.
+fn write_transcripts(dir: &Path, input: &Input, output: &Path, fit: &[FitRecord], texts: &[UtteranceTexts]) -> anyhow::Result<Vec<String>> {
+    let stem = output.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| "out".into());
+    let mut original = Vec::new();
+    let mut revoiced = Vec::new();
+    for t in texts {
+        original.push(Text::final_text(t.original.clone(), TimeSpan::new(t.span.0, t.span.1)));
+        let span = fit.iter().find(|f| f.utterance == t.utterance).map_or(TimeSpan::new(t.span.0, t.span.1), |f| {
+            TimeSpan::new(f.original.0, f.original.0 + f.fitted)
+        });
+        revoiced.push(Text::final_text(t.rewritten.clone(), span));
+    }
+    let duration = revoiced.iter().chain(&original).map(|t| t.span.end).fold(0.0, f64::max);
+    let mut written = Vec::new();
+    for (kind, segments) in [("original", &original), ("revoiced", &revoiced)] {
+        for format in [TranscriptFormat::Srt, TranscriptFormat::Vtt, TranscriptFormat::Json] {
+            let ext = format!("{format:?}").to_ascii_lowercase();
+            let path = dir.join(format!("{stem}.{kind}.{ext}"));
+            let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot write there", dir.display()))?;
+            std::io::Write::write_all(&mut temp, format.render(segments, duration).as_bytes())?;
+            temp.persist(&path).with_context(|| format!("{}: cannot write the transcript for {}", path.display(), input.label()))?;
+            written.push(path.display().to_string());
+        }
+    }
+    Ok(written)
 }
 
 /// A graph ready to run, and the handles that report on it.
@@ -190,8 +285,14 @@ struct Prepared {
     summary: Arc<Mutex<FileSinkSummary>>,
     format: AudioFormat,
     duration: Option<f64>,
-    /// Per-utterance fit records and texts (re-voicing only).
-    details: Option<(Arc<Mutex<Vec<FitRecord>>>, Arc<Mutex<Vec<UtteranceTexts>>>)>,
+    /// Per-utterance records (re-voicing only).
+    details: Option<Details>,
+}
+
+struct Details {
+    fit: Arc<Mutex<Vec<FitRecord>>>,
+    texts: Arc<Mutex<Vec<UtteranceTexts>>>,
+    loudness: Arc<Mutex<Vec<LoudnessRecord>>>,
 }
 
 impl Prepared {
@@ -202,7 +303,7 @@ impl Prepared {
             summary: j.summary,
             format: j.output_format,
             duration: j.input_seconds,
-            details: Some((j.fit, j.texts)),
+            details: Some(Details { fit: j.fit, texts: j.texts, loudness: j.loudness }),
         }
     }
 

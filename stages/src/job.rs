@@ -1,5 +1,5 @@
 //! The re-voicing job for one file: decode → resample → VAD → speech to text → rewrite →
-//! text to speech → timing fit → write. Every model stage runs on its own named thread,
+//! text to speech → timing fit → mix over the original → write. Every model stage runs on its own named thread,
 //! so the stages overlap; every edge is bounded, so memory stays flat on long inputs.
 
 use std::path::Path;
@@ -12,6 +12,7 @@ use revoice_pipeline::{
     StageError, TimeSpan, UtteranceId,
 };
 
+use crate::dsp::mixdown::{LoudnessRecord, MixOptions, Mixdown};
 use crate::dsp::resample::Resample;
 use crate::dsp::timefit::{FitRecord, TimeFit};
 use crate::dsp::vad::{SileroVad, VAD_SAMPLE_RATE, VadConfig};
@@ -38,6 +39,8 @@ pub enum JobError {
     Stt(#[from] crate::stt::SttError),
     #[error(transparent)]
     Tts(#[from] crate::tts::TtsError),
+    #[error("the output's sample rate and channel count must not be zero")]
+    ZeroFormat,
 }
 
 /// Everything that decides how a file is re-voiced.
@@ -50,8 +53,13 @@ pub struct RevoiceOptions {
     pub overrides: Overrides,
     /// The voice's speaking rate, to turn a slot's length into a syllable budget.
     pub syllables_per_second: f64,
-    /// The output's format; the voice's own when `None`.
-    pub output_format: Option<AudioFormat>,
+    /// How new speech is laid over the original (non-speech kept, loudness matched).
+    pub mix: MixOptions,
+    /// The output's sample rate. Default: the higher of the input's and the voice's when
+    /// non-speech audio is kept, else the voice's.
+    pub output_rate: Option<u32>,
+    /// The output's channels. Default: the input's when non-speech audio is kept, else 1.
+    pub output_channels: Option<u16>,
     pub sample_format: SampleFormat,
 }
 
@@ -73,6 +81,7 @@ pub struct FileJob {
     pub progress: Arc<AtomicU64>,
     pub summary: Arc<Mutex<FileSinkSummary>>,
     pub fit: Arc<Mutex<Vec<FitRecord>>>,
+    pub loudness: Arc<Mutex<Vec<LoudnessRecord>>>,
     pub texts: Arc<Mutex<Vec<UtteranceTexts>>>,
 }
 
@@ -82,7 +91,23 @@ pub fn file_job(input: &Input, output: &Path, options: &RevoiceOptions) -> Resul
     let source = FileSource::open(input)?;
     let input_seconds = source.duration_hint();
     let voice_format = tts::voice_format(&options.voice)?;
-    let output_format = options.output_format.unwrap_or(voice_format);
+    let input_format = source.format();
+    let (rate, channels) = match options.mix.keep_non_speech {
+        true => (input_format.rate().max(voice_format.rate()), input_format.channels.get()),
+        false => (voice_format.rate(), 1),
+    };
+    let output_format = AudioFormat::new(options.output_rate.unwrap_or(rate), options.output_channels.unwrap_or(channels))
+        .ok_or(JobError::ZeroFormat)?;
+    // The original is read a second time for the bed; standard input cannot be.
+    let bed = match input {
+        Input::Path(_) => Some(input),
+        Input::Stdin => {
+            tracing::warn!("standard input is read once: the output holds the new speech only, at its own loudness");
+            None
+        }
+    };
+    let mix = Mixdown::new(bed, voice_format, output_format, options.mix)?;
+    let loudness = mix.records();
     let mut sink = AudioFileSink::create(output, output_format, options.sample_format)?;
     if let Some(s) = input_seconds {
         sink = sink.min_duration(s);
@@ -125,9 +150,10 @@ pub fn file_job(input: &Input, output: &Path, options: &RevoiceOptions) -> Resul
         .stage(Box::new(ProcessorStage(TextTap::new(texts.clone(), true))), small)
         .stage(Box::new(tts), small)
         .stage(Box::new(ProcessorStage(fit)), small)
+        .stage(Box::new(ProcessorStage(mix)), small)
         .stage(Box::new(sink), small)
         .build()?;
-    Ok(FileJob { graph, input_seconds, output_format, progress, summary, fit: fit_records, texts })
+    Ok(FileJob { graph, input_seconds, output_format, progress, summary, fit: fit_records, loudness, texts })
 }
 
 /// Passes text through, writing it down per utterance (the original or the rewrite).

@@ -3,7 +3,7 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`source`] | decoding files and standard input (symphonia) |
-//! | [`dsp`] | resampling, voice activity detection, time-fit |
+//! | [`dsp`] | resampling, voice activity detection, time-fit, mixing over the original |
 //! | [`stt`] | speech to text (whisper.cpp through whisper-rs) |
 //! | [`rewrite`] | the rewriting LLM (candle, GGUF) and the identity rewriter |
 //! | [`tts`] | text to speech (Piper voices through ONNX Runtime, espeak-ng) |
@@ -13,12 +13,14 @@
 //! | [`text`] | text normalisation and word error rate |
 //! | [`registry`] | builds a stage from its config |
 //! | [`job`] | the whole re-voicing graph for one file |
+//! | [`report`] | the timeline picture of a re-voiced file |
 
 pub mod dsp;
 pub mod job;
 pub mod models;
 pub mod onnx;
 pub mod registry;
+pub mod report;
 pub mod rewrite;
 pub mod sink;
 pub mod source;
