@@ -45,3 +45,25 @@ fn the_sonnet_mp3_becomes_a_16_bit_16khz_wav_of_the_right_length() {
     let seconds = f64::from(r.duration()) / 16_000.0;
     assert!((seconds - 53.357).abs() / 53.357 < 0.01, "{seconds} s");
 }
+
+#[test]
+fn a_flac_output_holds_the_same_audio_as_a_wav_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = shared().join("en_jfk_inaugural.wav");
+    let convert = |out: &std::path::Path| {
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_revoice"))
+            .args(["file", "--convert-only", input.to_str().unwrap(), "-o", out.to_str().unwrap(), "--rate", "22050", "-q"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{}", out.display());
+    };
+    let (wav, flac) = (dir.path().join("x.wav"), dir.path().join("x.flac"));
+    convert(&wav);
+    convert(&flac);
+    let (wf, w) = revoice_stages::source::file::decode_all(&revoice_stages::source::Input::Path(wav.clone())).unwrap();
+    let (ff, f) = revoice_stages::source::file::decode_all(&revoice_stages::source::Input::Path(flac.clone())).unwrap();
+    assert_eq!((wf, w.len()), (ff, f.len()));
+    assert!(w.iter().zip(&f).all(|(a, b)| a == b), "lossless");
+    let (ws, fs) = (std::fs::metadata(&wav).unwrap().len(), std::fs::metadata(&flac).unwrap().len());
+    assert!(fs < ws * 3 / 4, "flac {fs} bytes vs wav {ws}");
+}

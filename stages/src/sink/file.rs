@@ -1,4 +1,4 @@
-//! Writing audio files. The file is written to a temporary name beside the destination and
+//! Writing audio files, WAV or FLAC by the extension. The file is written to a temporary name beside the destination and
 //! renamed into place only when complete: a failed or interrupted run never leaves a
 //! partial file where the finished one belongs.
 //!
@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 use revoice_pipeline::{AudioChunk, AudioFormat, Payload, Port, Ports, Stage, StageBody, StageError, StageIo};
 use tempfile::NamedTempFile;
 
+use super::flac::FlacWriter;
+
 /// Why an output cannot be written. Every message names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -21,8 +23,10 @@ pub enum OutputError {
     NoDirectory { path: PathBuf, dir: PathBuf },
     #[error("{path}: cannot write there ({source})")]
     NotWritable { path: PathBuf, source: std::io::Error },
-    #[error("{path}: unsupported output type `{ext}`; use .wav")]
+    #[error("{path}: unsupported output type `{ext}`; use .wav or .flac")]
     UnsupportedType { path: PathBuf, ext: String },
+    #[error("{path}: FLAC output holds 16-bit samples; drop --float or write a .wav")]
+    FloatFlac { path: PathBuf },
     #[error("{path}: is a directory; give a file name")]
     IsDirectory { path: PathBuf },
     #[error("{path}: writing failed ({reason})")]
@@ -45,11 +49,17 @@ pub enum SampleFormat {
     Float32,
 }
 
-/// Places chunks on a timeline and writes them to a WAV file under a temporary name.
+/// The encoder behind a [`TimelineWriter`].
+enum Encoder {
+    Wav(hound::WavWriter<BufWriter<std::fs::File>>),
+    Flac(FlacWriter<BufWriter<std::fs::File>>),
+}
+
+/// Places chunks on a timeline and writes them to a WAV or FLAC file under a temporary name.
 pub struct TimelineWriter {
     destination: PathBuf,
     temp: Option<NamedTempFile>,
-    writer: Option<hound::WavWriter<BufWriter<std::fs::File>>>,
+    writer: Option<Encoder>,
     format: AudioFormat,
     sample_format: SampleFormat,
     written: u64,
@@ -64,8 +74,11 @@ impl TimelineWriter {
             return Err(OutputError::IsDirectory { path });
         }
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-        if ext != "wav" {
+        if ext != "wav" && ext != "flac" {
             return Err(OutputError::UnsupportedType { path, ext });
+        }
+        if ext == "flac" && sample_format == SampleFormat::Float32 {
+            return Err(OutputError::FloatFlac { path });
         }
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -93,8 +106,11 @@ impl TimelineWriter {
                 SampleFormat::Float32 => hound::SampleFormat::Float,
             },
         };
-        let writer = hound::WavWriter::new(BufWriter::new(file), spec)
-            .map_err(|e| OutputError::Write { path: path.clone(), reason: e.to_string() })?;
+        let writer = if ext == "flac" {
+            Encoder::Flac(FlacWriter::new(BufWriter::new(file), format).map_err(|reason| OutputError::Write { path: path.clone(), reason })?)
+        } else {
+            Encoder::Wav(hound::WavWriter::new(BufWriter::new(file), spec).map_err(|e| OutputError::Write { path: path.clone(), reason: e.to_string() })?)
+        };
         Ok(Self { destination: path, temp: Some(temp), writer: Some(writer), format, sample_format, written: 0, overrun_frames: 0 })
     }
 
@@ -136,20 +152,16 @@ impl TimelineWriter {
     }
 
     fn put(&mut self, samples: impl Iterator<Item = f32>) -> Result<(), OutputError> {
-        let w = self.writer.as_mut().expect("writer lives until finish");
+        let to_i16 = |s: f32| (s.clamp(-1.0, 1.0) * 32_767.0).round() as i16;
         let mut n = 0u64;
-        let r: Result<(), hound::Error> = match self.sample_format {
-            SampleFormat::Int16 => samples.into_iter().try_for_each(|s| {
-                n += 1;
-                w.write_sample((s.clamp(-1.0, 1.0) * 32_767.0).round() as i16)
-            }),
-            SampleFormat::Float32 => samples.into_iter().try_for_each(|s| {
-                n += 1;
-                w.write_sample(s)
-            }),
+        let counted = samples.inspect(|_| n += 1);
+        let r = match (self.writer.as_mut().expect("writer lives until finish"), self.sample_format) {
+            (Encoder::Wav(w), SampleFormat::Int16) => counted.map(to_i16).try_for_each(|s| w.write_sample(s)).map_err(|e| e.to_string()),
+            (Encoder::Wav(w), SampleFormat::Float32) => counted.into_iter().try_for_each(|s| w.write_sample(s)).map_err(|e| e.to_string()),
+            (Encoder::Flac(w), _) => w.write(counted.map(to_i16)),
         };
         self.written += n / self.format.channel_count() as u64;
-        r.map_err(|e| self.error(e.to_string()))
+        r.map_err(|e| self.error(e))
     }
 
     fn error(&self, reason: String) -> OutputError {
@@ -158,8 +170,12 @@ impl TimelineWriter {
 
     /// Finalize the header, flush to disk and rename into place.
     pub fn finish(mut self) -> Result<PathBuf, OutputError> {
-        let writer = self.writer.take().expect("finish runs once");
-        writer.finalize().map_err(|e| self.error(e.to_string()))?;
+        match self.writer.take().expect("finish runs once") {
+            Encoder::Wav(w) => w.finalize().map_err(|e| self.error(e.to_string()))?,
+            Encoder::Flac(w) => {
+                w.finish().map_err(|e| self.error(e))?;
+            }
+        }
         let temp = self.temp.take().expect("finish runs once");
         temp.as_file().sync_all().map_err(|e| self.error(e.to_string()))?;
         temp.persist(&self.destination).map_err(|e| self.error(e.error.to_string()))?;
@@ -280,5 +296,7 @@ mod tests {
         assert!(e.to_string().contains("/nonexistent-dir/x.wav") && e.to_string().contains("does not exist"), "{e}");
         let e = TimelineWriter::create(Path::new("/tmp/x.mp3"), f, SampleFormat::Int16).err().unwrap();
         assert!(matches!(e, OutputError::UnsupportedType { .. }));
+        let e = TimelineWriter::create(Path::new("/tmp/x.flac"), f, SampleFormat::Float32).err().unwrap();
+        assert!(e.to_string().contains("drop --float"), "{e}");
     }
 }

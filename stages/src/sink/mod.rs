@@ -1,6 +1,7 @@
-//! Where audio goes: files (written whole or not at all), or nowhere.
+//! Where audio goes: files (WAV or FLAC, written whole or not at all), or nowhere.
 
 pub mod file;
+pub mod flac;
 pub mod null;
 
 pub use file::{AudioFileSink, OutputError, SampleFormat, TimelineWriter};
