@@ -137,3 +137,22 @@ fn a_192khz_8_channel_file_is_converted() {
     assert_eq!((r.spec().sample_rate, r.spec().channels), (16_000, 1));
     assert_eq!(r.duration(), 24_000);
 }
+
+#[test]
+fn a_glob_expands_to_one_output_per_file_and_an_empty_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inputs, outputs) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir_all(&inputs).unwrap();
+    std::fs::create_dir_all(&outputs).unwrap();
+    for name in ["a.wav", "b.wav"] {
+        write_wav(&inputs.join(name), 16_000, 1, 0.5);
+    }
+    let pattern = inputs.join("*.wav");
+    let o = revoice_file(&pattern, &outputs);
+    assert!(o.ok, "{}", o.stderr);
+    let mut written: Vec<String> = std::fs::read_dir(&outputs).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    written.sort();
+    assert_eq!(written, ["a.wav", "b.wav"]);
+    let o = revoice_file(&inputs.join("*.mp3"), &outputs);
+    assert!(!o.ok && o.stderr.contains("*.mp3") && o.stderr.contains("matches no file"), "{}", o.stderr);
+}

@@ -24,7 +24,8 @@ use super::Global;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Audio files (wav, flac, mp3, ogg/vorbis, aac/m4a, ...); `-` reads standard input.
+    /// Audio files (wav, flac, mp3, ogg/vorbis, aac/m4a, ...) or glob patterns such as
+    /// `'episodes/*.mp3'`; `-` reads standard input.
     #[arg(required = true, value_name = "IN")]
     pub inputs: Vec<String>,
     /// Where to write: a .wav file, or a folder when several inputs are given.
@@ -92,8 +93,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         }
     });
     let mut reports = Vec::new();
+    let several = jobs.len() > 1;
     for (input, output) in jobs {
-        let r = runtime.block_on(process_one(&input, &output, &args, options.as_ref(), global, cancel.clone()));
+        let r = runtime.block_on(process_one(&input, &output, &args, options.as_ref(), several, global, cancel.clone()));
         if cancel.is_cancelled() {
             bail!("interrupted; no output was written for {}", input.label());
         }
@@ -130,8 +132,28 @@ fn revoice_options(args: &Args) -> anyhow::Result<RevoiceOptions> {
     })
 }
 
+/// Inputs with glob patterns expanded (a name that exists is taken as it is).
+fn expand_inputs(inputs: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for s in inputs {
+        if !s.contains(['*', '?', '[']) || Path::new(s).exists() {
+            out.push(s.clone());
+            continue;
+        }
+        let pattern = glob::glob(s).with_context(|| format!("{s}: not a valid pattern"))?;
+        let mut matched: Vec<String> = pattern.flatten().filter(|p| p.is_file()).map(|p| p.display().to_string()).collect();
+        if matched.is_empty() {
+            bail!("{s}: the pattern matches no file");
+        }
+        matched.sort();
+        out.extend(matched);
+    }
+    Ok(out)
+}
+
 /// Pair each input with its output path.
 fn plan_outputs(inputs: &[String], output: &Path) -> anyhow::Result<Vec<(Input, PathBuf)>> {
+    let inputs = &expand_inputs(inputs)?;
     if inputs.len() == 1 && !output.is_dir() {
         return Ok(vec![(Input::parse(&inputs[0]), output.to_path_buf())]);
     }
@@ -153,6 +175,7 @@ async fn process_one(
     output: &Path,
     args: &Args,
     options: Option<&RevoiceOptions>,
+    several: bool,
     global: &Global,
     cancel: CancellationToken,
 ) -> anyhow::Result<serde_json::Value> {
@@ -214,7 +237,7 @@ async fn process_one(
             json["transcripts"] = serde_json::json!(written);
         }
         if let Some(report) = &args.report {
-            let png = timeline_path(report, output, args.inputs.len() > 1);
+            let png = timeline_path(report, output, several);
             let rows: Vec<TimelineRow> = fit
                 .iter()
                 .map(|f| TimelineRow { original: f.original, new: (f.original.0, f.original.0 + f.fitted), speed: f.speed, overrun: f.overrun })
