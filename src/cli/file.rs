@@ -10,7 +10,7 @@ use revoice_pipeline::{AudioFormat, EpochWatch, Graph, GraphBuilder, ProcessorSt
 use revoice_stages::dsp::mixdown::{LoudnessRecord, MixOptions};
 use revoice_stages::dsp::resample::Resample;
 use revoice_stages::dsp::timefit::FitRecord;
-use revoice_stages::job::{self, RevoiceOptions, UtteranceTexts};
+use revoice_stages::job::{self, RevoiceOptions, ThreadPlan, UtteranceTexts};
 use revoice_stages::sink::file::FileSinkSummary;
 use revoice_stages::sink::{AudioFileSink, SampleFormat};
 use revoice_stages::source::{FileSource, Input};
@@ -61,6 +61,9 @@ pub struct Args {
     /// Write 32-bit float samples instead of 16-bit integers.
     #[arg(long)]
     pub float: bool,
+    /// Cores to use (default: all); they are shared out between the model stages.
+    #[arg(long, value_name = "N")]
+    pub threads: Option<usize>,
     /// Drop the original's non-speech audio (music, jingles, pauses): new speech only.
     #[arg(long)]
     pub speech_only: bool,
@@ -114,7 +117,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
 fn revoice_options(args: &Args) -> anyhow::Result<RevoiceOptions> {
     let voice = tts::find_voice(&args.voice)?;
     let rewriter = rewrite::choose(&args.style, args.instruction.as_deref(), &args.llm)?;
-    let whisper = WhisperConfig { model: args.whisper.clone(), language: args.language.clone(), ..WhisperConfig::default() };
+    let llm = matches!(rewriter, rewrite::RewriterChoice::Llm(_));
+    let plan = match args.threads {
+        Some(n) => ThreadPlan::for_cores(n, llm),
+        None => ThreadPlan::for_machine(llm),
+    };
+    tracing::info!(stt = plan.stt, rewrite = plan.rewrite, tts = plan.tts, "threads per model stage");
+    if llm && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+        // SAFETY: called from `run` before the runtime or any stage thread starts, so no
+        // other thread reads the environment; candle reads it when the LLM first runs.
+        unsafe { std::env::set_var("CANDLE_NUM_THREADS", plan.rewrite.to_string()) };
+    }
+    let whisper = WhisperConfig { model: args.whisper.clone(), language: args.language.clone(), threads: plan.stt, ..WhisperConfig::default() };
     if args.rate == Some(0) || args.channels == Some(0) {
         bail!("--rate and --channels must not be zero");
     }
@@ -123,7 +137,7 @@ fn revoice_options(args: &Args) -> anyhow::Result<RevoiceOptions> {
         vad: Default::default(),
         rewriter,
         voice,
-        overrides: Default::default(),
+        overrides: tts::Overrides { threads: Some(plan.tts), ..Default::default() },
         syllables_per_second: 4.0,
         mix: MixOptions { keep_non_speech: !args.speech_only, match_loudness: !args.no_match_loudness },
         output_rate: args.rate,

@@ -63,6 +63,38 @@ pub struct RevoiceOptions {
     pub sample_format: SampleFormat,
 }
 
+/// Threads for each model stage. The stages run at the same time, each on its own thread,
+/// so giving every one all the cores oversubscribes the machine; whisper.cpp's and candle's
+/// spinning thread barriers then collapse (on 2 cores, 2 + 2 threads made Whisper several
+/// times slower). The cores are shared out instead, the spare ones to the bottleneck.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ThreadPlan {
+    pub stt: usize,
+    pub rewrite: usize,
+    pub tts: usize,
+}
+
+impl ThreadPlan {
+    /// Shares for `cores` cores; `llm` when the rewriter is a language model (then the
+    /// bottleneck), else the identity rewriter (no threads; Whisper gets the spare ones).
+    pub fn for_cores(cores: usize, llm: bool) -> Self {
+        let cores = cores.max(1);
+        let heavy = if llm { 3 } else { 2 };
+        let each = (cores / heavy).max(1);
+        let spare = cores.saturating_sub(each * heavy);
+        if llm {
+            Self { stt: each, rewrite: each + spare, tts: each }
+        } else {
+            Self { stt: each + spare, rewrite: 0, tts: each }
+        }
+    }
+
+    /// The plan for this machine's cores.
+    pub fn for_machine(llm: bool) -> Self {
+        Self::for_cores(std::thread::available_parallelism().map_or(1, |n| n.get()), llm)
+    }
+}
+
 /// One utterance's texts, for transcripts and reports.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct UtteranceTexts {
@@ -206,4 +238,18 @@ impl Processor for TextTap {
     }
 
     fn reset(&mut self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ThreadPlan;
+
+    #[test]
+    fn cores_are_shared_out_and_never_zero() {
+        assert_eq!(ThreadPlan::for_cores(2, true), ThreadPlan { stt: 1, rewrite: 1, tts: 1 });
+        assert_eq!(ThreadPlan::for_cores(2, false), ThreadPlan { stt: 1, rewrite: 0, tts: 1 });
+        assert_eq!(ThreadPlan::for_cores(8, true), ThreadPlan { stt: 2, rewrite: 4, tts: 2 });
+        assert_eq!(ThreadPlan::for_cores(5, false), ThreadPlan { stt: 3, rewrite: 0, tts: 2 });
+        assert_eq!(ThreadPlan::for_cores(1, true), ThreadPlan { stt: 1, rewrite: 1, tts: 1 });
+    }
 }
