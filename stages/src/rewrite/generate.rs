@@ -10,7 +10,6 @@ use super::RewriteError;
 use super::clauses::ClauseSplitter;
 use super::model::{MAX_CONTEXT, Transformer};
 use super::output::{self, Required};
-use super::syllables;
 use super::tokenizer::{ChatTokenizer, Role};
 
 /// How tokens are picked. Greedy by default; with a temperature, sampling is seeded.
@@ -70,10 +69,9 @@ pub struct AttemptSpec<'a> {
     pub example: Option<&'a (String, String)>,
     pub context: &'a [Turn],
     pub text: &'a str,
-    /// Syllables the model is told it may use.
+    /// Syllables the model is asked to stay within (a request, never a cut: a long answer
+    /// is fitted to the timing later, and keeps everything that was said).
     pub told: Option<usize>,
-    /// Syllables the output may really have.
-    pub limit: Option<usize>,
     /// Items the model is reminded to keep (after a failed attempt).
     pub keep: &'a [String],
     pub required: &'a Required,
@@ -157,7 +155,7 @@ impl Generator {
         let max_new = spec.max_new_tokens.min(room);
         let mut logits = self.prefill(&prompt)?;
         let mut sampler = LogitsProcessor::new(spec.sampling.seed, spec.sampling.temperature, spec.sampling.top_p);
-        let mut stream = Stream::new(spec.required, spec.limit);
+        let mut stream = Stream::new(spec.required);
         let mut generated: Vec<u32> = Vec::new();
         let mut decoded_len = 0;
         let decode_started = Instant::now();
@@ -189,10 +187,6 @@ impl Generator {
                         ended = End::Eos;
                         break;
                     }
-                    Flow::Over => {
-                        ended = End::OverBudget;
-                        break;
-                    }
                     Flow::Invented(what) => {
                         ended = End::Invented(what);
                         break;
@@ -212,7 +206,6 @@ enum End {
     Eos,
     Runaway,
     Timeout,
-    OverBudget,
     Invented(String),
 }
 
@@ -220,8 +213,6 @@ enum Flow {
     Go,
     /// The answer is over (notes or a second paragraph follow).
     End,
-    /// Past the syllable limit.
-    Over,
     /// The clause adds a name, number or negation the input does not have.
     Invented(String),
 }
@@ -230,15 +221,14 @@ enum Flow {
 struct Stream<'a> {
     splitter: ClauseSplitter,
     required: &'a Required,
-    limit: Option<usize>,
     /// Accepted clauses not yet passed on (until the required items have all appeared).
     held: Vec<String>,
     emitted: Vec<String>,
 }
 
 impl<'a> Stream<'a> {
-    fn new(required: &'a Required, limit: Option<usize>) -> Self {
-        Self { splitter: ClauseSplitter::new(), required, limit, held: Vec::new(), emitted: Vec::new() }
+    fn new(required: &'a Required) -> Self {
+        Self { splitter: ClauseSplitter::new(), required, held: Vec::new(), emitted: Vec::new() }
     }
 
     fn text(&self) -> String {
@@ -263,10 +253,6 @@ impl<'a> Stream<'a> {
         }
         self.held.push(clause);
         let text = self.text();
-        if self.limit.is_some_and(|l| syllables::count(&text) > l) {
-            self.held.pop();
-            return Flow::Over;
-        }
         let extra = self.required.unexpected(&text);
         if !extra.is_empty() {
             self.held.pop();
@@ -293,10 +279,6 @@ impl<'a> Stream<'a> {
                 other => return other,
             }
         }
-        let pending = format!("{} {}", self.text(), self.splitter.pending());
-        if self.limit.is_some_and(|l| syllables::count(&pending) > l) {
-            return Flow::Over;
-        }
         if line_end { Flow::End } else { Flow::Go }
     }
 
@@ -304,7 +286,6 @@ impl<'a> Stream<'a> {
         if ended == End::Eos {
             if let Some(rest) = self.splitter.finish() {
                 match self.accept(&rest, emit) {
-                    Flow::Over => return self.cut_short("over the syllable limit"),
                     Flow::Invented(what) => return self.cut_short(&format!("added {what}")),
                     _ => {}
                 }
@@ -327,7 +308,7 @@ impl<'a> Stream<'a> {
             End::Runaway => "token cap reached".to_string(),
             End::Timeout => "timed out".to_string(),
             End::Invented(what) => format!("added {what}"),
-            _ => "over the syllable limit".to_string(),
+            End::Eos => unreachable!("handled above"),
         };
         self.cut_short(&why)
     }
@@ -348,9 +329,9 @@ impl<'a> Stream<'a> {
 mod tests {
     use super::*;
 
-    fn run(pieces: &[&str], required: &Required, limit: Option<usize>, ended: End) -> (Attempt, Vec<String>) {
+    fn run(pieces: &[&str], required: &Required, ended: End) -> (Attempt, Vec<String>) {
         let mut out = Vec::new();
-        let mut s = Stream::new(required, limit);
+        let mut s = Stream::new(required);
         let mut emit = |c: &str| out.push(c.to_string());
         let mut end = ended;
         for p in pieces {
@@ -358,10 +339,6 @@ mod tests {
                 Flow::Go => {}
                 Flow::End => {
                     end = End::Eos;
-                    break;
-                }
-                Flow::Over => {
-                    end = End::OverBudget;
                     break;
                 }
                 Flow::Invented(what) => {
@@ -380,7 +357,6 @@ mod tests {
         let (a, out) = run(
             &["Sure! Here is the rewritten sentence: ", "\"Tom won't be ", "coming at 5, ", "sadly.\"", "\n\nNote: kept."],
             &req,
-            None,
             End::Eos,
         );
         let Attempt::Done(text) = a else { panic!("{a:?}") };
@@ -392,7 +368,7 @@ mod tests {
     fn clauses_wait_until_required_items_appear() {
         let req = Required::of("Call Anna at 7.", true);
         let mut out = Vec::new();
-        let mut s = Stream::new(&req, None);
+        let mut s = Stream::new(&req);
         let mut emit = |c: &str| out.push(c.to_string());
         s.push("Please give a call, ", &mut emit);
         s.push("to Anna at 7 tonight, ", &mut emit);
@@ -403,26 +379,24 @@ mod tests {
     #[test]
     fn a_missing_number_fails_without_emitting() {
         let req = Required::of("Call Anna at 7.", true);
-        let (a, out) = run(&["Call Anna tonight, ", "please."], &req, None, End::Eos);
+        let (a, out) = run(&["Call Anna tonight, ", "please."], &req, End::Eos);
         assert!(matches!(a, Attempt::Failed(ref m) if m.contains('7')), "{a:?}");
         assert!(out.is_empty());
     }
 
     #[test]
-    fn over_budget_keeps_what_was_emitted_or_fails() {
+    fn a_long_answer_is_kept_whole() {
         let req = Required::of("Anna called.", true);
-        let (a, out) = run(&["Anna phoned me up, ", "and then she talked for a very long time about nothing."], &req, Some(6), End::Eos);
-        assert!(matches!(a, Attempt::Done(ref t) if t == "Anna phoned me up,"), "{a:?}");
-        assert_eq!(out.len(), 1);
-        let (a, out) = run(&["Anna telephoned yesterday evening."], &req, Some(4), End::Eos);
-        assert!(matches!(a, Attempt::Failed(_)), "{a:?}");
-        assert!(out.is_empty());
+        let long = "and then she talked for a very long time about the weather and her garden.";
+        let (a, out) = run(&["Anna phoned me up, ", long], &req, End::Eos);
+        assert!(matches!(a, Attempt::Done(ref t) if t == &format!("Anna phoned me up, {long}")), "{a:?}");
+        assert_eq!(out.len(), 2);
     }
 
     #[test]
     fn runaway_without_a_clause_fails() {
         let req = Required::default();
-        let (a, _) = run(&["la la la la la la"], &req, None, End::Runaway);
+        let (a, _) = run(&["la la la la la la"], &req, End::Runaway);
         assert!(matches!(a, Attempt::Failed(ref m) if m.contains("cap")), "{a:?}");
     }
 }

@@ -220,11 +220,10 @@ impl Worker {
         let context_text: Vec<&str> = context.iter().flat_map(|t| [t.original.as_str(), t.rewritten.as_str()]).collect();
         let required = Required::with_context(text, &context_text.join(" "), style.english);
         let input_tokens = self.generator.tokenizer.encode(text).map_err(EngineError::failed)?.len();
-        let max_new = match budget {
-            // About 1.5 tokens per syllable is generous for English.
-            Some(s) => (s * 3 / 2 + 8).min(input_tokens * 2 + 24),
-            None => input_tokens * 2 + 24,
-        };
+        // The budget is what the model is asked for, never a place to cut: an answer that
+        // runs long is sped up, borrows the pause after it, or runs over (the timing fit's
+        // job), but it keeps everything that was said. Only a runaway answer is cut.
+        let max_new = input_tokens * 2 + 24;
         let turns = &context[context.len().saturating_sub(self.config.context_turns)..];
         let mut keep: Vec<String> = Vec::new();
         self.generator.last.fell_back = false;
@@ -237,7 +236,6 @@ impl Worker {
                 context: turns,
                 text,
                 told,
-                limit: budget,
                 keep: &keep,
                 required: &required,
                 max_new_tokens: max_new,

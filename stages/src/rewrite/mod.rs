@@ -13,20 +13,22 @@
 //! How an utterance is rewritten ([`LlmRewriter`]):
 //! - the prompt is ChatML (the template both models' GGUF metadata carry): the style's system
 //!   prompt and worked example, the previous few utterances as earlier turns, then the
-//!   utterance, with "(at most N syllables)" when the caller gives a [`Budget`](revoice_pipeline::Budget);
+//!   utterance, with "(at most N syllables)" when the caller gives a [`Budget`](revoice_pipeline::Budget)
+//!   (a request: a longer answer is kept whole and fitted to the timing afterwards);
 //! - the KV cache keeps the longest prefix shared with the previous prompt (at least the
 //!   system prompt and example), so only the new tokens are prefilled;
 //! - tokens are decoded greedily (or sampled with a seed), cut into clauses, and a clause is
 //!   passed on once the text so far holds every number, name and negation of the input (and
 //!   its question mark); preambles, quotes and notes are dropped;
-//! - an answer that loses one of those, adds a name, number or negation, runs past the budget,
-//!   the token cap or the timeout is tried once more with a tighter budget and a reminder of
+//! - an answer that loses one of those, adds a name, number or negation, runs past the token
+//!   cap (a runaway) or the timeout is tried once more with a tighter budget and a reminder of
 //!   what to keep, then the original text is used. A cut after clauses were passed on ends the
 //!   rewrite at that clause boundary instead.
 //!
 //! Speed: Q8_0 weights run on the `q8` module's AVX-512 VNNI kernel where the CPU has it (candle's
 //! quantized matmul otherwise); Q4_1/Q5_0/Q5_1 tensors are re-quantized to Q8_0 at load.
-//! Threads: candle's pool (`CANDLE_NUM_THREADS`, default the physical cores).
+//! Threads: candle's pool (`CANDLE_NUM_THREADS`, default the physical cores; `revoice file`
+//! sets it to the rewrite stage's share of the cores).
 
 mod clauses;
 mod generate;
