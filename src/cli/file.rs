@@ -306,9 +306,8 @@ fn write_transcripts(dir: &Path, input: &Input, output: &Path, fit: &[FitRecord]
         for format in [TranscriptFormat::Srt, TranscriptFormat::Vtt, TranscriptFormat::Json] {
             let ext = format!("{format:?}").to_ascii_lowercase();
             let path = dir.join(format!("{stem}.{kind}.{ext}"));
-            let mut temp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot write there", dir.display()))?;
-            std::io::Write::write_all(&mut temp, format.render(segments, duration).as_bytes())?;
-            temp.persist(&path).with_context(|| format!("{}: cannot write the transcript for {}", path.display(), input.label()))?;
+            revoice_stages::sink::write_atomically(&path, format.render(segments, duration).as_bytes())
+                .with_context(|| format!("{}: cannot write the transcript for {}", path.display(), input.label()))?;
             written.push(path.display().to_string());
         }
     }

@@ -2,7 +2,6 @@
 //! original utterances on one lane, the new ones below, coloured by how they fit — fits,
 //! sped up, runs over — with a time axis), and the process's peak memory.
 
-use std::io::Write;
 use std::path::Path;
 
 /// One utterance on the timeline, in seconds of the input.
@@ -38,18 +37,15 @@ const OVERRUN: Rgb = [220, 50, 40];
 /// (through a temporary file, renamed into place).
 pub fn write_timeline_png(rows: &[TimelineRow], duration: f64, path: &Path) -> std::io::Result<()> {
     let canvas = draw(rows, duration);
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    let mut bytes = Vec::new();
     {
-        let mut encoder = png::Encoder::new(&mut temp, WIDTH as u32, HEIGHT as u32);
+        let mut encoder = png::Encoder::new(&mut bytes, WIDTH as u32, HEIGHT as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().map_err(std::io::Error::other)?;
         writer.write_image_data(&canvas.pixels).map_err(std::io::Error::other)?;
     }
-    temp.flush()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    crate::sink::write_atomically(path, &bytes)
 }
 
 struct Canvas {

@@ -177,6 +177,12 @@ impl TimelineWriter {
             }
         }
         let temp = self.temp.take().expect("finish runs once");
+        // Temporary files are private (0600); the finished file is readable like any other.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(|e| self.error(e.to_string()))?;
+        }
         temp.as_file().sync_all().map_err(|e| self.error(e.to_string()))?;
         temp.persist(&self.destination).map_err(|e| self.error(e.error.to_string()))?;
         Ok(self.destination.clone())
@@ -276,6 +282,8 @@ mod tests {
         assert_eq!(s[99], 0);
         assert_eq!(s[100], 16_384);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary file left");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777, 0o644, "readable, not private");
     }
 
     #[test]

@@ -6,3 +6,20 @@ pub mod null;
 
 pub use file::{AudioFileSink, OutputError, SampleFormat, TimelineWriter};
 pub use null::NullSink;
+
+/// Write `bytes` to `path` whole or not at all: a temporary file beside it, synced, made
+/// readable (0644 on Unix, like any finished output), then renamed into place.
+pub fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        temp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    temp.as_file().sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
