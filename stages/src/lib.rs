@@ -13,11 +13,13 @@
 //! | [`text`] | text normalisation and word error rate |
 //! | [`registry`] | builds a stage from its config |
 //! | [`job`] | the whole re-voicing graph for one file |
+//! | [`podcast`] | scripted podcast processing: many episodes, speakers, voices, resume |
 
 pub mod dsp;
 pub mod job;
 pub mod models;
 pub mod onnx;
+pub mod podcast;
 pub mod registry;
 pub mod rewrite;
 pub mod sink;
