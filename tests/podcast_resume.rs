@@ -37,10 +37,10 @@ input = "{AUDIO}/en_ami_meeting_excerpt_4spk.wav"
 speakers = { rttm = "{AUDIO}/en_ami_meeting_excerpt_4spk.rttm" }
 [[episode.segment]]
 from = 0
-to = 24
+to = 23
 action = "drop"
 [[episode.segment]]
-from = 36
+from = 35
 to = 60
 action = "drop"
 

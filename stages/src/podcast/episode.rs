@@ -39,6 +39,17 @@ pub struct Counters {
     pub dropped: usize,
 }
 
+/// Seconds spent per step (wall time on this episode's thread, waits for a shared model included).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct StepSeconds {
+    pub decode: f64,
+    pub vad: f64,
+    pub stt: f64,
+    pub rewrite: f64,
+    pub tts: f64,
+    pub mix: f64,
+}
+
 /// One line (a Whisper segment) and what became of it.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct LineReport {
@@ -69,6 +80,7 @@ pub struct EpisodeReport {
     pub output_seconds: f64,
     pub wall_seconds: f64,
     pub counters: Counters,
+    pub seconds: StepSeconds,
     pub overruns: usize,
     pub loudness_gain_db: Option<f64>,
     pub error: Option<String>,
@@ -106,6 +118,11 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
     let stop = StopCheck::with_cancel(cancel.clone());
     let (format, interleaved) =
         decode_all(&Input::Path(plan.input.clone())).map_err(|e| PodcastError::Audio { path: plan.input.clone(), reason: e.to_string() })?;
+    let mut clock = Instant::now();
+    let mut lap = |slot: &mut f64| {
+        *slot += clock.elapsed().as_secs_f64();
+        clock = Instant::now();
+    };
     let channels = format.channel_count();
     let frames = interleaved.len() / channels;
     report.input_seconds = frames as f64 / f64::from(format.rate());
@@ -127,6 +144,7 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
         }
         _ => vec![(0, resample(&mono, format.rate(), VAD_SAMPLE_RATE)?)],
     };
+    lap(&mut report.seconds.decode);
     let whisper_key = models.whisper_key();
     let mut lines: Vec<(usize, StoredSegment)> = Vec::new();
     let mut vad = Vad::new(SileroVad::from_cache(1)?, &VadConfig::default())?;
@@ -135,14 +153,20 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
         let mut utterances = Vec::new();
         vad.push(samples, &mut |u| utterances.push(u))?;
         vad.finish(&mut |u| utterances.push(u))?;
+        lap(&mut report.seconds.vad);
         for u in utterances {
             report.counters.utterances += 1;
-            let (a, b) = (u.start_seconds(), u.end_seconds());
             let channel_keeps = matches!(&plan.speakers, SpeakerSource::Channels(n) if matches!(plan.actions.get(&n[*ch]), Some(SpeakerAction::Keep)));
-            if covered(plan, a, b) || channel_keeps {
-                continue; // kept or dropped whole: nothing to transcribe
-            }
-            let key = state::key(&["stt", &hash, &whisper_key, &ch.to_string(), &u.start.to_string(), &u.samples.len().to_string()]);
+            // Only the part outside kept and dropped segments is transcribed.
+            let Some((a, b)) = clip(plan, u.start_seconds(), u.end_seconds()).filter(|_| !channel_keeps) else {
+                continue;
+            };
+            let rate = f64::from(VAD_SAMPLE_RATE);
+            let first = (((a - u.start_seconds()) * rate).round() as usize).min(u.samples.len());
+            let last = (((b - u.start_seconds()) * rate).round() as usize).clamp(first, u.samples.len());
+            let audio = &u.samples[first..last];
+            let at = u.start + first as u64;
+            let key = state::key(&["stt", &hash, &whisper_key, &ch.to_string(), &at.to_string(), &audio.len().to_string()]);
             let segs: Vec<StoredSegment> = match st.read_json(Step::Stt, &key) {
                 Some(s) => {
                     report.counters.transcribed_reused += 1;
@@ -150,7 +174,7 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
                 }
                 None => {
                     check(cancel)?;
-                    let texts = models.with_whisper(|w| revoice_pipeline::SpeechToText::transcribe(w, &u.samples, a, &stop))?.map_err(engine)?;
+                    let texts = models.with_whisper(|w| revoice_pipeline::SpeechToText::transcribe(w, audio, a, &stop))?.map_err(engine)?;
                     let segs: Vec<StoredSegment> =
                         texts.into_iter().map(|t| StoredSegment { start: t.span.start, end: t.span.end, text: t.text.trim().to_string() }).collect();
                     st.write_json(Step::Stt, &key, &segs)?;
@@ -158,6 +182,7 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
                     segs
                 }
             };
+            lap(&mut report.seconds.stt);
             lines.extend(segs.into_iter().filter(|s| !s.text.is_empty()).map(|s| (*ch, s)));
         }
     }
@@ -196,7 +221,9 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
         line.voice = Some(voice.name.clone());
         line.style = Some(spec.instruction.clone().unwrap_or_else(|| spec.style.clone()));
         let rewritten = rewrite_line(&st, models, spec, seg, &stop, cancel, &mut report.counters)?;
+        lap(&mut report.seconds.rewrite);
         let (audio, rate, engine_name) = speak_line(&st, models, voice, &rewritten, &stop, cancel, &mut report.counters)?;
+        lap(&mut report.seconds.tts);
         line.synthesized_seconds = Some(audio.len() as f64 / f64::from(rate));
         line.engine = Some(engine_name);
         line.rewritten = Some(rewritten);
@@ -233,6 +260,7 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
     check(cancel)?;
     write_output(&plan.output, &out, out_rate)?;
     report.output_seconds = out.len() as f64 / f64::from(out_rate);
+    lap(&mut report.seconds.mix);
     if script.transcripts {
         write_transcript(&plan.output.with_extension("txt"), &report.lines)?;
     }
@@ -251,9 +279,24 @@ fn engine(e: EngineError) -> PodcastError {
     }
 }
 
-/// Whether `a..b` lies inside one keep or drop segment.
-fn covered(plan: &EpisodePlan, a: f64, b: f64) -> bool {
-    plan.segments.iter().any(|s| matches!(s.action, SegmentAction::Keep | SegmentAction::Drop) && s.from <= a && b <= s.to)
+/// `a..b` less the keep and drop segments at its ends; `None` when little is left.
+fn clip(plan: &EpisodePlan, mut a: f64, mut b: f64) -> Option<(f64, f64)> {
+    let skipped = || plan.segments.iter().filter(|s| matches!(s.action, SegmentAction::Keep | SegmentAction::Drop));
+    loop {
+        let before = (a, b);
+        for s in skipped() {
+            if s.from <= a && a < s.to {
+                a = s.to;
+            }
+            if s.from < b && b <= s.to {
+                b = s.from;
+            }
+        }
+        if before == (a, b) || b <= a {
+            break;
+        }
+    }
+    (b - a >= 0.25).then_some((a, b))
 }
 
 fn segment_at(plan: &EpisodePlan, t: f64) -> Option<&SegmentAction> {
@@ -346,4 +389,29 @@ fn write_transcript(path: &Path, lines: &[LineReport]) -> Result<(), PodcastErro
         text.push_str(&format!("[{:02}:{:05.2}] {}: {said}\n", (at / 60.0) as u64, at % 60.0, l.speaker));
     }
     state::write_atomic(path, text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::podcast::script::Segment;
+
+    #[test]
+    fn utterances_are_clipped_to_what_is_not_kept_or_dropped() {
+        let seg = |from, to, action| Segment { from, to, action };
+        let plan = EpisodePlan {
+            name: "e".into(),
+            input: "e.wav".into(),
+            output: "e.out.wav".into(),
+            speakers: SpeakerSource::Single,
+            actions: Default::default(),
+            segments: vec![seg(0.0, 5.0, SegmentAction::Keep), seg(8.0, 9.0, SegmentAction::Drop), seg(20.0, 30.0, SegmentAction::Drop)],
+            loudness: None,
+        };
+        assert_eq!(clip(&plan, 2.0, 12.0), Some((5.0, 12.0)), "a drop in the middle stays (the line is cut later)");
+        assert_eq!(clip(&plan, 6.0, 25.0), Some((6.0, 20.0)));
+        assert_eq!(clip(&plan, 1.0, 4.0), None);
+        assert_eq!(clip(&plan, 21.0, 29.9), None);
+        assert_eq!(clip(&plan, 4.0, 8.5), Some((5.0, 8.0)));
+    }
 }

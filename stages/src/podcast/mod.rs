@@ -28,7 +28,7 @@ pub mod state;
 
 use std::path::PathBuf;
 
-pub use episode::{Counters, EpisodeReport, LineReport};
+pub use episode::{Counters, EpisodeReport, LineReport, StepSeconds};
 pub use run::{RunOptions, RunSummary, run_script};
 pub use script::{Script, ScriptError};
 
