@@ -84,6 +84,8 @@ pub struct EpisodeReport {
     pub overruns: usize,
     pub loudness_gain_db: Option<f64>,
     pub error: Option<String>,
+    /// Stopped by Ctrl-C (or a cancel) before the end; `error` says so too.
+    pub interrupted: bool,
     pub lines: Vec<LineReport>,
 }
 
@@ -105,10 +107,28 @@ struct StoredSpeech {
     seconds: f64,
 }
 
-/// Process one episode. `force` clears its state first.
-pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &CancellationToken, force: bool) -> Result<EpisodeReport, PodcastError> {
+/// Process one episode. `force` clears its state first. The report says what was done,
+/// also when it fails part way (with `error` set).
+pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &CancellationToken, force: bool) -> EpisodeReport {
     let started = Instant::now();
     let mut report = EpisodeReport { name: plan.name.clone(), input: plan.input.clone(), output: plan.output.clone(), ..Default::default() };
+    if let Err(e) = process_into(plan, script, models, cancel, force, &mut report) {
+        report.interrupted = matches!(e, PodcastError::Interrupted);
+        report.error = Some(e.to_string());
+    }
+    report.wall_seconds = started.elapsed().as_secs_f64();
+    report
+}
+
+fn process_into(
+    plan: &EpisodePlan,
+    script: &Script,
+    models: &Models,
+    cancel: &CancellationToken,
+    force: bool,
+    report: &mut EpisodeReport,
+) -> Result<(), PodcastError> {
+    check(cancel)?;
     let hash = state::file_hash(&plan.input)?;
     if force {
         EpisodeState::clear(&script.state_dir, &hash)?;
@@ -264,8 +284,7 @@ pub fn process(plan: &EpisodePlan, script: &Script, models: &Models, cancel: &Ca
     if script.transcripts {
         write_transcript(&plan.output.with_extension("txt"), &report.lines)?;
     }
-    report.wall_seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    Ok(())
 }
 
 fn check(cancel: &CancellationToken) -> Result<(), PodcastError> {

@@ -57,7 +57,11 @@ impl RunSummary {
             let reused = c.transcribed_reused + c.rewritten_reused + c.synthesized_reused;
             let done = c.transcribed + c.rewritten + c.synthesized;
             let rtf = if r.input_seconds > 0.0 { r.wall_seconds / r.input_seconds } else { 0.0 };
-            let status = r.error.as_deref().map_or_else(|| "ok".to_string(), |e| format!("FAILED: {e}"));
+            let status = match &r.error {
+                None => "ok".to_string(),
+                Some(_) if r.interrupted => "interrupted".to_string(),
+                Some(e) => format!("FAILED: {e}"),
+            };
             t.push_str(&format!(
                 "{:<28} {:>9.1} {:>8.1} {:>6.2} {:>8} {:>4}/{:<4}  {status}\n",
                 truncate(&r.name, 28),
@@ -112,12 +116,11 @@ pub fn run_script(script: &Script, options: &RunOptions, cancel: &CancellationTo
                     tracing::info!(episode = %plan.name, "starting");
                     let t = Instant::now();
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| episode::process(plan, script, models, cancel, options.force)));
-                    let report = match r {
-                        Ok(Ok(r)) => r,
-                        Ok(Err(e)) => failed(plan, e.to_string(), t),
-                        Err(_) => failed(plan, "internal error (panic); see the log".into(), t),
-                    };
-                    tracing::info!(episode = %plan.name, error = ?report.error, "finished");
+                    let report = r.unwrap_or_else(|_| failed(plan, "internal error (panic); see the log".into(), t));
+                    match &report.error {
+                        Some(e) if !report.interrupted => tracing::warn!(episode = %plan.name, error = %e, "episode failed"),
+                        _ => tracing::info!(episode = %plan.name, interrupted = report.interrupted, "finished"),
+                    }
                     results.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(report);
                 }
             });
@@ -135,7 +138,7 @@ pub fn run_script(script: &Script, options: &RunOptions, cancel: &CancellationTo
         .collect();
     let mut s = RunSummary { episodes: reports.len(), wall_seconds: started.elapsed().as_secs_f64(), ..Default::default() };
     for r in &reports {
-        s.failed += usize::from(r.error.is_some());
+        s.failed += usize::from(r.error.is_some() && !r.interrupted);
         s.audio_hours += r.input_seconds / 3600.0;
         s.overruns += r.overruns;
         add(&mut s.counters, &r.counters);
@@ -157,7 +160,6 @@ pub fn write_report(script: &Script, summary: &RunSummary) -> Result<(), super::
 }
 
 fn failed(plan: &super::script::EpisodePlan, error: String, started: Instant) -> EpisodeReport {
-    tracing::warn!(episode = %plan.name, %error, "episode failed");
     EpisodeReport {
         name: plan.name.clone(),
         input: plan.input.clone(),
