@@ -1,6 +1,6 @@
 //! Resume: a run killed midway (SIGKILL, as a crash or power loss would) is continued by the
 //! next run, which redoes nothing that was finished (the report's counters say what was
-//! reused); a changed voice for one speaker redoes only that speaker's speech; `--force`
+//! reused); a changed style or voice for one speaker redoes only that speaker's lines; `--force`
 //! starts over. No state file is ever half-written.
 
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ const SCRIPT: &str = r#"
 [defaults]
 voice = "espeak-en"
 whisper = "tiny.en"
+llm = "smollm2"
 
 [output]
 dir = "out"
@@ -26,6 +27,7 @@ state_dir = "state"
 voice = "joe"
 [speaker.FEE016]
 voice = "{FEE016_VOICE}"
+style = "{FEE016_STYLE}"
 [speaker.MEE014]
 keep = true
 [speaker.MEO015]
@@ -49,8 +51,11 @@ name = "cards"
 input = "{AUDIO}/en_cmu_cards_005.wav"
 "#;
 
-fn write_script(dir: &Path, name: &str, fee016_voice: &str, only_cards: bool) -> PathBuf {
-    let mut text = SCRIPT.replace("{AUDIO}", &shared().display().to_string()).replace("{FEE016_VOICE}", fee016_voice);
+fn write_script(dir: &Path, name: &str, fee016_voice: &str, fee016_style: &str, only_cards: bool) -> PathBuf {
+    let mut text = SCRIPT
+        .replace("{AUDIO}", &shared().display().to_string())
+        .replace("{FEE016_VOICE}", fee016_voice)
+        .replace("{FEE016_STYLE}", fee016_style);
     if only_cards {
         let at = text.find("[[episode]]\nname = \"meeting\"").unwrap();
         let cards = text.find("[[episode]]\nname = \"cards\"").unwrap();
@@ -101,28 +106,29 @@ fn assert_state_whole(state: &Path) {
 #[test]
 fn a_killed_run_resumes_and_redoes_only_what_changed() {
     let dir = tempfile::tempdir().unwrap();
-    let script = write_script(dir.path(), "show.toml", "espeak-en", false);
+    let script = write_script(dir.path(), "show.toml", "espeak-en", "identity", false);
     let state = dir.path().join("state");
 
     // 1. Kill the run as soon as the first utterance's speech is stored.
-    let mut child = revoice(&script, &[]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = revoice(&script, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let started = Instant::now();
-    let killed_midway = loop {
+    loop {
         let spoken = std::fs::read_dir(&state)
             .map(|d| d.filter_map(Result::ok).map(|e| files(&e.path().join("tts"), "json").len()).sum::<usize>())
             .unwrap_or(0);
         if spoken >= 1 {
             child.kill().unwrap();
             child.wait().unwrap();
-            break true;
+            break;
         }
         if child.try_wait().unwrap().is_some() {
-            break false;
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            panic!("the run ended before it could be killed:\n{err}");
         }
         assert!(started.elapsed() < Duration::from_secs(300), "no speech stored after 5 minutes");
         std::thread::sleep(Duration::from_millis(10));
-    };
-    assert!(killed_midway, "the run ended before it could be killed");
+    }
     assert!(!dir.path().join("out/podcast-report.json").exists(), "killed before the end");
     assert!(!dir.path().join("out/meeting.wav").exists(), "no output for an unfinished episode");
     assert_state_whole(&state);
@@ -147,19 +153,30 @@ fn a_killed_run_resumes_and_redoes_only_what_changed() {
     }
     assert_eq!(third["models_loaded"], serde_json::json!([0, 0, 0]), "a finished show loads no model");
 
-    // 4. A new voice for FEE016 redoes FEE016's speech only.
-    let changed = write_script(dir.path(), "show2.toml", "espeak-de", false);
+    // 4. A new style for FEE016 redoes FEE016's rewrites only (and their speech where the
+    //    words changed); FEE013's speech and every transcript are reused.
+    let restyled = write_script(dir.path(), "show-formal.toml", "espeak-en", "formal", false);
+    let r = run(&restyled, &[]);
+    let m = &r["reports"][0];
+    let revoiced = |m: &Value, who: &str| m["lines"].as_array().unwrap().iter().filter(|l| l["speaker"] == who && l["action"] == "revoice").count() as u64;
+    assert!(revoiced(m, "FEE016") >= 1 && revoiced(m, "FEE013") >= 1, "{m}");
+    assert_eq!(counter(m, "transcribed"), 0);
+    assert_eq!(counter(m, "rewritten"), revoiced(m, "FEE016"), "{}", m["counters"]);
+    assert!(counter(m, "synthesized") <= revoiced(m, "FEE016"), "{}", m["counters"]);
+    assert!(counter(m, "synthesized_reused") >= revoiced(m, "FEE013"), "{}", m["counters"]);
+    assert_eq!(r["models_loaded"][1], 1, "one rewriter, for the one restyled speaker");
+
+    // 5. A new voice for FEE016 redoes FEE016's speech only.
+    let changed = write_script(dir.path(), "show2.toml", "espeak-de", "identity", false);
     let fourth = run(&changed, &[]);
     let m = &fourth["reports"][0];
-    let revoiced = |who: &str| m["lines"].as_array().unwrap().iter().filter(|l| l["speaker"] == who && l["action"] == "revoice").count() as u64;
-    assert!(revoiced("FEE016") >= 1 && revoiced("FEE013") >= 1, "{m}");
     assert_eq!(counter(m, "transcribed"), 0);
-    assert_eq!(counter(m, "synthesized"), revoiced("FEE016"), "{}", m["counters"]);
-    assert_eq!(counter(m, "synthesized_reused"), revoiced("FEE013"), "{}", m["counters"]);
+    assert_eq!(counter(m, "synthesized"), revoiced(m, "FEE016"), "{}", m["counters"]);
+    assert_eq!(counter(m, "synthesized_reused"), revoiced(m, "FEE013"), "{}", m["counters"]);
     assert_eq!(counter(&fourth["reports"][1], "synthesized"), 0, "the other episode is untouched");
 
-    // 5. --force starts over (here for the short episode alone: state is per episode).
-    let cards = write_script(dir.path(), "cards.toml", "espeak-en", true);
+    // 6. --force starts over (here for the short episode alone: state is per episode).
+    let cards = write_script(dir.path(), "cards.toml", "espeak-en", "identity", true);
     let fifth = run(&cards, &["--force"]);
     let c = &fifth["reports"][0];
     assert_eq!(c["name"], "cards");

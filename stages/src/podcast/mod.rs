@@ -21,6 +21,7 @@
 pub mod episode;
 pub mod mix;
 pub mod models;
+mod raw;
 pub mod run;
 pub mod script;
 pub mod speakers;

@@ -103,7 +103,9 @@ pub fn run_script(script: &Script, options: &RunOptions, cancel: &CancellationTo
     };
     let models = Models::new(whisper);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let jobs = if options.jobs == 0 { cores } else { options.jobs }.clamp(1, script.episodes.len().max(1));
+    let wanted = if options.jobs == 0 { cores.min(memory_jobs(script)) } else { options.jobs };
+    let jobs = wanted.clamp(1, script.episodes.len().max(1));
+    tracing::info!(jobs, episodes = script.episodes.len(), "episodes in parallel");
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<EpisodeReport>>> = Mutex::new(vec![None; script.episodes.len()]);
     std::thread::scope(|scope| {
@@ -150,6 +152,40 @@ pub fn run_script(script: &Script, options: &RunOptions, cancel: &CancellationTo
     s
 }
 
+/// Bytes of memory an episode of `seconds` holds at once: the decoded input (f32, at its rate
+/// and channels), its mono mix, the 16 kHz copy, the output-rate copy and the output.
+fn episode_bytes(seconds: f64, rate: u32, channels: usize, out_rate: u32) -> f64 {
+    let f = 4.0 * seconds;
+    f * f64::from(rate) * (channels as f64 + 1.0) + f * 16_000.0 + f * f64::from(out_rate) * 2.0
+}
+
+/// How many episodes fit in the memory available now (with 1 GiB kept for the models),
+/// judged by the longest episode; unlimited where the memory cannot be read.
+fn memory_jobs(script: &Script) -> usize {
+    let Some(available) = available_memory() else { return usize::MAX };
+    let longest = script
+        .episodes
+        .iter()
+        .filter_map(|e| {
+            let d = crate::source::FileDecoder::open(&crate::source::Input::Path(e.input.clone())).ok()?;
+            let f = d.format();
+            Some(episode_bytes(d.duration_hint()?, f.rate(), f.channel_count(), script.rate))
+        })
+        .fold(0.0, f64::max);
+    if longest <= 0.0 {
+        return usize::MAX;
+    }
+    (((available as f64 - (1u64 << 30) as f64) / longest).floor().max(1.0)) as usize
+}
+
+/// MemAvailable from /proc/meminfo (Linux), in bytes.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Write the summary as JSON to the script's report path (atomically).
 pub fn write_report(script: &Script, summary: &RunSummary) -> Result<(), super::PodcastError> {
     if let Some(dir) = script.report.parent() {
@@ -167,6 +203,18 @@ fn failed(plan: &super::script::EpisodePlan, error: String, started: Instant) ->
         wall_seconds: started.elapsed().as_secs_f64(),
         error: Some(error),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hour_of_stereo_at_44k_needs_under_three_gigabytes() {
+        let gb = episode_bytes(3600.0, 44_100, 2, 22_050) / 1e9;
+        assert!((2.0..2.8).contains(&gb), "{gb}");
+        assert!(available_memory().is_some_and(|m| m > 0));
     }
 }
 

@@ -30,12 +30,14 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use toml::Spanned;
 
+use super::raw::{RawEpisode, RawOutput, RawRange, RawScript, RawSegment, RawSpeaker, check_pattern, overlay};
 use super::speakers::{self, Turn};
 use crate::rewrite::{IDENTITY, Style};
 use crate::tts::{self, Voice};
+
+pub use super::raw::{glob_match, line_col};
 
 /// A script error: where it is and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -56,95 +58,6 @@ fn location(path: &Path, lc: &Option<(usize, usize)>) -> String {
 
 /// The name used for the one speaker of an episode with no `speakers` table.
 pub const SINGLE_SPEAKER: &str = "default";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawScript {
-    #[serde(default)]
-    defaults: RawDefaults,
-    #[serde(default)]
-    output: RawOutput,
-    #[serde(default)]
-    speaker: BTreeMap<String, Spanned<RawSpeaker>>,
-    #[serde(default)]
-    episode: Vec<Spanned<RawEpisode>>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDefaults {
-    voice: Option<Spanned<String>>,
-    style: Option<Spanned<String>>,
-    instruction: Option<Spanned<String>>,
-    llm: Option<Spanned<String>>,
-    whisper: Option<Spanned<String>>,
-    language: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Default, Deserialize, Clone)]
-#[serde(deny_unknown_fields)]
-struct RawSpeaker {
-    voice: Option<Spanned<String>>,
-    style: Option<Spanned<String>>,
-    instruction: Option<Spanned<String>>,
-    keep: Option<bool>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawOutput {
-    dir: Option<Spanned<String>>,
-    name: Option<Spanned<String>>,
-    formats: Option<Spanned<Vec<String>>>,
-    loudness: Option<Spanned<f64>>,
-    rate: Option<Spanned<u32>>,
-    transcripts: Option<bool>,
-    report: Option<Spanned<String>>,
-    state_dir: Option<Spanned<String>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEpisode {
-    name: Option<Spanned<String>>,
-    input: Spanned<String>,
-    output: Option<Spanned<String>>,
-    speakers: Option<Spanned<RawSpeakers>>,
-    #[serde(default)]
-    speaker: BTreeMap<String, Spanned<RawSpeaker>>,
-    #[serde(default)]
-    segment: Vec<Spanned<RawSegment>>,
-    voice: Option<Spanned<String>>,
-    style: Option<Spanned<String>>,
-    instruction: Option<Spanned<String>>,
-    loudness: Option<Spanned<f64>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSpeakers {
-    rttm: Option<Spanned<String>>,
-    channels: Option<Spanned<Vec<String>>>,
-    ranges: Option<Vec<Spanned<RawRange>>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRange {
-    speaker: String,
-    from: f64,
-    to: f64,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSegment {
-    from: f64,
-    to: f64,
-    action: Spanned<String>,
-    style: Option<Spanned<String>>,
-    instruction: Option<Spanned<String>>,
-}
 
 /// How an utterance is rewritten: style (or instruction) and model. Its `key` goes into
 /// the rewrite step's hashes.
@@ -543,84 +456,9 @@ impl Ctx<'_> {
     }
 }
 
-/// `over`'s settings replace `base`'s; an instruction replaces a style and the reverse.
-fn overlay(base: &mut RawSpeaker, over: &RawSpeaker) {
-    if over.voice.is_some() {
-        base.voice = over.voice.clone();
-    }
-    if over.style.is_some() {
-        base.style = over.style.clone();
-        base.instruction = None;
-    }
-    if over.instruction.is_some() {
-        base.instruction = over.instruction.clone();
-        base.style = None;
-    }
-    if over.keep.is_some() {
-        base.keep = over.keep;
-    }
-}
-
-fn check_pattern(p: &str) -> Result<(), String> {
-    let rest = p.replace("{name}", "").replace("{stem}", "").replace("{index}", "");
-    if rest.contains(['{', '}']) {
-        return Err(format!("output name `{p}`: only {{name}}, {{stem}} and {{index}} can be filled in"));
-    }
-    if !p.to_ascii_lowercase().ends_with(".wav") {
-        return Err(format!("output name `{p}` must end in .wav"));
-    }
-    Ok(())
-}
-
-/// 1-based line and column of byte `offset` in `text`.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
-/// `*` (any run) and `?` (any one character) against a whole file name.
-pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (p, n): (Vec<char>, Vec<char>) = (pattern.chars().collect(), name.chars().collect());
-    let (mut pi, mut ni, mut star, mut mark) = (0, 0, None, 0);
-    while ni < n.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == n[ni]) {
-            pi += 1;
-            ni += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ni;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ni = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs_match_whole_names() {
-        assert!(glob_match("*.wav", "a.wav"));
-        assert!(glob_match("ep??.flac", "ep01.flac"));
-        assert!(!glob_match("*.wav", "a.wav.bak"));
-        assert!(glob_match("a*b*c", "aXXbYc"));
-        assert!(!glob_match("a*b*c", "aXXbY"));
-    }
-
-    #[test]
-    fn line_and_column_are_one_based() {
-        assert_eq!(line_col("ab\ncd", 0), (1, 1));
-        assert_eq!(line_col("ab\ncd", 4), (2, 2));
-    }
 
     #[test]
     fn defaults_are_inherited_and_overridden() {
