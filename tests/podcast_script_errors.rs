@@ -137,3 +137,13 @@ fn the_sample_scripts_pass_the_check() {
     }
     assert!(n >= 2, "two example scripts ship in samples/");
 }
+
+#[test]
+fn a_speaker_no_episode_has_is_a_warning() {
+    let (_dir, path) = script(&format!(
+        "{HEAD}[speaker.FEE13]\nvoice = \"joe\"\n[[episode]]\ninput = \"{{AUDIO}}/en_ami_meeting_excerpt_4spk.wav\"\nspeakers = {{ rttm = \"{{AUDIO}}/en_ami_meeting_excerpt_4spk.rttm\" }}\n"
+    ));
+    let (ok, out) = podcast(&["--check"], &path);
+    assert!(ok, "{out}");
+    assert!(out.contains("warning: ") && out.contains("show.toml:3:1: speaker `FEE13` is in no episode"), "{out}");
+}

@@ -29,6 +29,11 @@ pub struct Args {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let script = script::load(&args.script)?;
+    if !global.quiet {
+        for w in &script.warnings {
+            eprintln!("revoice: warning: {w}");
+        }
+    }
     if args.check {
         if global.json {
             let episodes: Vec<_> = script

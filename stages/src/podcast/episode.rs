@@ -136,9 +136,9 @@ fn process_into(
     let st = EpisodeState::open(&script.state_dir, &hash)?;
     report.state_dir = Some(st.dir.clone());
     let stop = StopCheck::with_cancel(cancel.clone());
+    let mut clock = Instant::now();
     let (format, interleaved) =
         decode_all(&Input::Path(plan.input.clone())).map_err(|e| PodcastError::Audio { path: plan.input.clone(), reason: e.to_string() })?;
-    let mut clock = Instant::now();
     let mut lap = |slot: &mut f64| {
         *slot += clock.elapsed().as_secs_f64();
         clock = Instant::now();
@@ -391,6 +391,7 @@ fn write_output(path: &Path, samples: &[f32], rate: u32) -> Result<(), PodcastEr
     use crate::sink::{SampleFormat, file::TimelineWriter};
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| PodcastError::io(dir, e))?;
+        state::remove_stale_temporaries(dir, ".partial");
     }
     let format = revoice_pipeline::AudioFormat::mono(rate);
     let mut w = TimelineWriter::create(path, format, SampleFormat::Int16).map_err(|e| PodcastError::io(path, e))?;

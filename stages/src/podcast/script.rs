@@ -141,6 +141,8 @@ pub struct Script {
     pub transcripts: bool,
     pub report: PathBuf,
     pub state_dir: PathBuf,
+    /// Things that are allowed but look like mistakes (a speaker no episode has).
+    pub warnings: Vec<String>,
 }
 
 /// Read and check the script at `path`. Nothing is loaded or written.
@@ -221,6 +223,13 @@ impl Ctx<'_> {
                 episodes.push(self.episode(ep, input, many, index, &raw.speaker, &base_speaker, &llm, o, &name_pattern, &out_dir)?);
             }
         }
+        let mut warnings = Vec::new();
+        for (name, at) in &raw.speaker {
+            if !episodes.iter().any(|e| e.actions.contains_key(name)) {
+                let (l, c) = line_col(self.text, at.span().start);
+                warnings.push(format!("{}:{l}:{c}: speaker `{name}` is in no episode (not in any RTTM file, range or channel list); check the name", self.path.display()));
+            }
+        }
         let mut outputs = BTreeMap::new();
         for (i, e) in episodes.iter().enumerate() {
             if let Some(j) = outputs.insert(e.output.clone(), i) {
@@ -240,6 +249,7 @@ impl Ctx<'_> {
             report: o.report.as_ref().map_or_else(|| out_dir.join("podcast-report.json"), |s| self.base.join(s.get_ref())),
             state_dir: o.state_dir.as_ref().map_or_else(|| out_dir.join(".revoice-state"), |s| self.base.join(s.get_ref())),
             out_dir,
+            warnings,
         })
     }
 

@@ -79,6 +79,7 @@ impl EpisodeState {
         for step in [Step::Stt, Step::Rewrite, Step::Tts] {
             let d = dir.join(step.folder());
             std::fs::create_dir_all(&d).map_err(|e| PodcastError::io(&d, e))?;
+            remove_stale_temporaries(&d, ".tmp");
         }
         Ok(Self { dir })
     }
@@ -161,6 +162,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PodcastError> {
     Ok(())
 }
 
+/// A temporary file this old was left by a process that was killed (writing one takes
+/// milliseconds); younger ones may belong to another process sharing the folder.
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Remove the hidden temporary files (`.NAME.*SUFFIX`) in `dir` older than [`STALE_AFTER`].
+pub fn remove_stale_temporaries(dir: &Path, suffix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.filter_map(Result::ok) {
+        let name = e.file_name().to_string_lossy().to_string();
+        let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|age| age > STALE_AFTER);
+        if name.starts_with('.') && name.ends_with(suffix) && old {
+            tracing::debug!(file = %e.path().display(), "removing a temporary file left by a killed run");
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Temporary files are created private (0600); outputs and state are ordinary files.
 pub(crate) fn readable(path: &Path) {
     #[cfg(unix)]
@@ -197,6 +215,15 @@ mod tests {
         // A damaged file is redone, not trusted.
         std::fs::write(s.path(Step::Rewrite, "k", "json"), b"{half").unwrap();
         assert!(s.read_json::<Vec<String>>(Step::Rewrite, "k").is_none());
+        // Temporaries left by a killed run go when they are old, not while they may be in use.
+        let left = s.dir.join("tts").join(".x.wav.123.tmp");
+        std::fs::write(&left, b"half").unwrap();
+        EpisodeState::open(root.path(), "abc").unwrap();
+        assert!(left.exists(), "a young temporary file may belong to a running process");
+        let old = std::time::SystemTime::now() - STALE_AFTER - std::time::Duration::from_secs(5);
+        std::fs::File::options().write(true).open(&left).unwrap().set_modified(old).unwrap();
+        EpisodeState::open(root.path(), "abc").unwrap();
+        assert!(!left.exists());
         EpisodeState::clear(root.path(), "abc").unwrap();
         assert!(!root.path().join("abc").exists());
     }
