@@ -147,3 +147,12 @@ fn a_speaker_no_episode_has_is_a_warning() {
     assert!(ok, "{out}");
     assert!(out.contains("warning: ") && out.contains("show.toml:3:1: speaker `FEE13` is in no episode"), "{out}");
 }
+
+#[test]
+fn times_may_be_clock_times_and_bad_ones_are_placed() {
+    let ep = "[[episode]]\ninput = \"{AUDIO}/en_cmu_cards_005.wav\"\n";
+    let (_dir, path) = script(&format!("{HEAD}{ep}[[episode.segment]]\nfrom = \"0:00\"\nto = \"0:01.5\"\naction = \"keep\"\n"));
+    let (ok, out) = podcast(&["--check"], &path);
+    assert!(ok, "{out}");
+    refused(&format!("{HEAD}{ep}[[episode.segment]]\nfrom = \"1:75\"\nto = 100\naction = \"keep\"\n"), "6:8", &["`1:75` is not a time"]);
+}

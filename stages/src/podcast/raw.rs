@@ -81,18 +81,72 @@ pub(super) struct RawSpeakers {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRange {
     pub(super) speaker: String,
-    pub(super) from: f64,
-    pub(super) to: f64,
+    pub(super) from: Seconds,
+    pub(super) to: Seconds,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSegment {
-    pub(super) from: f64,
-    pub(super) to: f64,
+    pub(super) from: Seconds,
+    pub(super) to: Seconds,
     pub(super) action: Spanned<String>,
     pub(super) style: Option<Spanned<String>>,
     pub(super) instruction: Option<Spanned<String>>,
+}
+
+/// A time in the episode: seconds (`90.5`) or a clock time (`"1:30.5"`, `"1:02:03"`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Seconds(pub(super) f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Seconds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("seconds (90.5) or a time \"mm:ss\" or \"h:mm:ss\"")
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Seconds, E> {
+                Ok(Seconds(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Seconds, E> {
+                Ok(Seconds(v as f64))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Seconds, E> {
+                Ok(Seconds(v as f64))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Seconds, E> {
+                parse_clock(v).map(Seconds).ok_or_else(|| {
+                    E::custom(format!("`{v}` is not a time; write seconds (90.5) or \"mm:ss\" / \"h:mm:ss\" (\"1:30.5\")"))
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// `"ss"`, `"mm:ss"` or `"h:mm:ss"` (seconds may have a fraction) in seconds.
+pub(super) fn parse_clock(s: &str) -> Option<f64> {
+    let parts: Vec<&str> = s.trim().split(':').collect();
+    if parts.len() > 3 || parts.iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let secs: f64 = parts.last()?.parse().ok().filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+    if parts.len() > 1 && secs >= 60.0 {
+        return None;
+    }
+    let mut total = secs;
+    let mut scale = 60.0;
+    for (i, p) in parts.iter().rev().skip(1).enumerate() {
+        let v: u32 = p.parse().ok()?;
+        if i == 0 && parts.len() == 3 && v >= 60 {
+            return None;
+        }
+        total += f64::from(v) * scale;
+        scale *= 60.0;
+    }
+    Some(total)
 }
 
 /// `over`'s settings replace `base`'s; an instruction replaces a style and the reverse.
@@ -158,6 +212,16 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clock_times_read_as_seconds() {
+        assert_eq!(parse_clock("90.5"), Some(90.5));
+        assert_eq!(parse_clock("1:30.5"), Some(90.5));
+        assert_eq!(parse_clock("1:02:03"), Some(3723.0));
+        for bad in ["1:75", "1:60:00", "a:10", "", "1::2", "-3"] {
+            assert_eq!(parse_clock(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn globs_match_whole_names() {

@@ -21,8 +21,8 @@
 //! [episode.speaker.guest]   # this episode's own speakers, or overrides
 //! keep = true
 //! [[episode.segment]]
-//! from = 0.0
-//! to = 12.5
+//! from = 0.0           # seconds, or a clock time: "1:02:03.5"
+//! to = "0:12.5"
 //! action = "keep"       # keep | drop | revoice (with style or instruction)
 //! ```
 
@@ -370,10 +370,11 @@ impl Ctx<'_> {
         let mut turns: Vec<(Turn, &Spanned<RawRange>)> = Vec::new();
         for r in ranges {
             let v = r.get_ref();
-            if !(v.from >= 0.0 && v.to > v.from) {
-                return Err(self.at(r, format!("range {}..{} s: `to` must be after `from`, both at or after 0", v.from, v.to)));
+            let (from, to) = (v.from.0, v.to.0);
+            if !(from >= 0.0 && to > from) {
+                return Err(self.at(r, format!("range {from}..{to} s: `to` must be after `from`, both at or after 0")));
             }
-            turns.push((Turn { speaker: v.speaker.clone(), start: v.from, end: v.to }, r));
+            turns.push((Turn { speaker: v.speaker.clone(), start: from, end: to }, r));
         }
         turns.sort_by(|a, b| a.0.start.total_cmp(&b.0.start));
         for w in turns.windows(2) {
@@ -435,8 +436,9 @@ impl Ctx<'_> {
         let mut out: Vec<(Segment, &Spanned<RawSegment>)> = Vec::new();
         for s in raw {
             let v = s.get_ref();
-            if !(v.from >= 0.0 && v.to > v.from) {
-                return Err(self.at(s, format!("segment {}..{} s: `to` must be after `from`, both at or after 0", v.from, v.to)));
+            let (from, to) = (v.from.0, v.to.0);
+            if !(from >= 0.0 && to > from) {
+                return Err(self.at(s, format!("segment {from}..{to} s: `to` must be after `from`, both at or after 0")));
             }
             let styled = v.style.is_some() || v.instruction.is_some();
             let action = match v.action.get_ref().as_str() {
@@ -451,7 +453,7 @@ impl Ctx<'_> {
                 "revoice" => SegmentAction::Revoice(self.rewrite(v.style.as_ref(), v.instruction.as_ref(), llm, base.style.as_ref().map(|s| s.get_ref().as_str()))?),
                 other => return Err(self.at(&v.action, format!("unknown segment action `{other}`; use keep, drop or revoice"))),
             };
-            out.push((Segment { from: v.from, to: v.to, action }, s));
+            out.push((Segment { from, to, action }, s));
         }
         out.sort_by(|a, b| a.0.from.total_cmp(&b.0.from));
         for w in out.windows(2) {
