@@ -30,6 +30,8 @@ enum Command {
     Rewrite(cli::rewrite::Args),
     /// Speak text with a voice into a WAV file.
     Speak(cli::speak::Args),
+    /// Process a podcast from a script: episodes, speakers, voices, resume.
+    Podcast(cli::podcast::Args),
     /// List the voice profiles and whether their models are present.
     #[command(subcommand)]
     Voices(cli::voices::Command),
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Command::Transcribe(args) => cli::transcribe::run(args, &cli.global),
         Command::Rewrite(args) => cli::rewrite::run(args, &cli.global),
         Command::Speak(args) => cli::speak::run(args, &cli.global),
+        Command::Podcast(args) => cli::podcast::run(args, &cli.global),
         Command::Voices(cmd) => cli::voices::run(cmd, &cli.global),
         Command::Devices => cli::devices::run(&cli.global),
     };

@@ -3,6 +3,7 @@
 pub mod devices;
 pub mod file;
 pub mod models;
+pub mod podcast;
 pub mod rewrite;
 pub mod speak;
 pub mod transcribe;

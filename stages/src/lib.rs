@@ -14,11 +14,13 @@
 //! | [`registry`] | builds a stage from its config |
 //! | [`job`] | the whole re-voicing graph for one file |
 //! | [`report`] | the timeline picture of a re-voiced file |
+//! | [`podcast`] | scripted podcast processing: many episodes, speakers, voices, resume |
 
 pub mod dsp;
 pub mod job;
 pub mod models;
 pub mod onnx;
+pub mod podcast;
 pub mod registry;
 pub mod report;
 pub mod rewrite;
