@@ -142,9 +142,61 @@ pub fn word_errors(reference: &str, hypothesis: &str) -> WordErrors {
     WordErrors { substitutions, deletions, insertions, reference_words: r.len() }
 }
 
+/// Concatenated minimum-permutation word errors (cpWER) of a multi-speaker recording: each
+/// hypothesis stream (one per speaker it was attributed to) is paired with one reference
+/// speaker, missing streams counting as empty, and the pairing with the fewest errors is
+/// scored. Returns the totals and, for each reference, the index of its hypothesis (`None`
+/// when it was paired with an empty stream).
+pub fn cp_word_errors(references: &[&str], hypotheses: &[&str]) -> (WordErrors, Vec<Option<usize>>) {
+    let n = references.len().max(hypotheses.len());
+    // errors[r][h]: reference r (or an empty one) against hypothesis h (or an empty one).
+    fn text<'a>(v: &[&'a str], i: usize) -> &'a str {
+        v.get(i).copied().unwrap_or("")
+    }
+    let errors: Vec<Vec<WordErrors>> =
+        (0..n).map(|r| (0..n).map(|h| word_errors(text(references, r), text(hypotheses, h))).collect()).collect();
+    let mut best: Option<(usize, Vec<usize>)> = None;
+    let mut perm: Vec<usize> = (0..n).collect();
+    permutations(&mut perm, 0, &mut |p| {
+        let cost: usize = p.iter().enumerate().map(|(r, &h)| errors[r][h].errors()).sum();
+        if best.as_ref().is_none_or(|(c, _)| cost < *c) {
+            best = Some((cost, p.to_vec()));
+        }
+    });
+    let (_, pairing) = best.unwrap_or_default();
+    let total = pairing.iter().enumerate().fold(WordErrors::default(), |acc, (r, &h)| acc + errors[r][h]);
+    let map = pairing.iter().take(references.len()).map(|&h| (h < hypotheses.len()).then_some(h)).collect();
+    (total, map)
+}
+
+/// Calls `f` with every ordering of `v[k..]` (Heap's order does not matter here).
+fn permutations(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
+    if k == v.len() {
+        f(v);
+        return;
+    }
+    for i in k..v.len() {
+        v.swap(k, i);
+        permutations(v, k + 1, f);
+        v.swap(k, i);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cp_wer_pairs_speakers_by_fewest_errors() {
+        let refs = ["the cat sat", "a dog ran far"];
+        // Hypotheses in the other order, one word wrong, and a third stream of noise.
+        let (e, map) = cp_word_errors(&refs, &["a dog ran fast", "the cat sat", "um"]);
+        assert_eq!(map, vec![Some(1), Some(0)]);
+        assert_eq!((e.substitutions, e.insertions, e.reference_words), (1, 1, 7));
+        let (e, map) = cp_word_errors(&refs, &["the cat sat"]);
+        assert_eq!(map, vec![Some(0), None]);
+        assert_eq!((e.deletions, e.errors()), (4, 4));
+    }
 
     #[test]
     fn normalisation_strips_case_punctuation_and_spells_numbers() {
