@@ -13,9 +13,11 @@
 //! | [`text`] | text normalisation and word error rate |
 //! | [`registry`] | builds a stage from its config |
 //! | [`job`] | the whole re-voicing graph for one file |
+//! | [`live`] | live mode: microphone to speaker, barge-in, latency |
 
 pub mod dsp;
 pub mod job;
+pub mod live;
 pub mod models;
 pub mod onnx;
 pub mod registry;
