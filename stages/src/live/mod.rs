@@ -36,7 +36,7 @@ use std::sync::{Arc, Mutex};
 
 use revoice_pipeline::Epoch;
 
-pub use runner::{FileRun, run_devices, run_files, run_loopback};
+pub use runner::{FileRun, run_devices, run_files, run_loopback, run_source};
 pub use session::{LiveOptions, LiveReport, LiveSession, UtteranceRecord, percentile};
 pub use source::Interaction;
 
@@ -68,6 +68,8 @@ pub enum LiveError {
 /// What a live session reports as it goes (for the terminal).
 #[derive(Clone, Debug, PartialEq)]
 pub enum LiveEvent {
+    /// Models are loaded and the input is open: speak now.
+    Ready,
     /// The utterance being heard: settled words and the unsettled rest.
     Partial { utterance: u64, committed: String, tentative: String },
     /// The final text of an utterance; its speech ended at `speech_end` (input seconds).

@@ -15,6 +15,9 @@ pub const AUDIBLE: f32 = 1e-3;
 
 pub struct PlaybackSink {
     pub(super) feed: PlaybackFeed,
+    /// Seconds of an utterance gathered before its first sample is queued, so audio
+    /// that arrives in small pieces does not run the speaker dry between them.
+    pub(super) prebuffer_s: f64,
 }
 
 struct Current {
@@ -22,6 +25,8 @@ struct Current {
     epoch: u64,
     converter: Option<Converter>,
     marked: bool,
+    /// Audio held back until the prebuffer is full (emptied once it is).
+    held: Option<Vec<f32>>,
 }
 
 impl Stage for PlaybackSink {
@@ -36,6 +41,7 @@ impl Stage for PlaybackSink {
     fn start(self: Box<Self>, mut io: StageIo) -> StageBody {
         StageBody::Blocking(Box::new(move || {
             let mut feed = self.feed;
+            let prebuffer = (self.prebuffer_s * f64::from(feed.format().rate())) as usize * feed.format().channel_count();
             let mut current: Option<Current> = None;
             while let Some(frame) = io.blocking_recv() {
                 if io.epochs.is_stale(frame.epoch) {
@@ -46,7 +52,8 @@ impl Stage for PlaybackSink {
                         let fresh = current.as_ref().is_none_or(|c| c.utterance != frame.utterance || c.epoch != frame.epoch);
                         if fresh {
                             finish_utterance(&mut feed, &mut current, &io)?;
-                            current = Some(Current { utterance: frame.utterance, epoch: frame.epoch, converter: None, marked: false });
+                            let held = (prebuffer > 0).then(Vec::new);
+                            current = Some(Current { utterance: frame.utterance, epoch: frame.epoch, converter: None, marked: false, held });
                             feed.set_in_utterance(true);
                         }
                         let c = current.as_mut().expect("set above");
@@ -58,7 +65,16 @@ impl Stage for PlaybackSink {
                             Some(conv) => conv.push(&chunk).map_err(StageError::from)?.map(|x| x.samples).unwrap_or_default(),
                             None => mix_channels(&chunk.samples, chunk.format.channel_count(), to.channel_count()),
                         };
-                        write(&mut feed, c, &samples, &io);
+                        match c.held.as_mut() {
+                            Some(held) if held.len() + samples.len() < prebuffer => held.extend_from_slice(&samples),
+                            Some(held) => {
+                                let mut all = std::mem::take(held);
+                                all.extend_from_slice(&samples);
+                                c.held = None;
+                                write(&mut feed, c, &all, &io);
+                            }
+                            None => write(&mut feed, c, &samples, &io),
+                        }
                     }
                     Payload::Marker(Marker::UtteranceEnd { .. }) if current.as_ref().is_some_and(|c| c.utterance == frame.utterance) => {
                         finish_utterance(&mut feed, &mut current, &io)?;
@@ -78,11 +94,14 @@ impl Stage for PlaybackSink {
 }
 
 fn finish_utterance(feed: &mut PlaybackFeed, current: &mut Option<Current>, io: &StageIo) -> Result<(), StageError> {
-    if let Some(mut c) = current.take()
-        && let Some(conv) = c.converter.as_mut()
-        && let Some(rest) = conv.finish().map_err(StageError::from)?
-    {
-        write(feed, &mut c, &rest.samples, io);
+    if let Some(mut c) = current.take() {
+        let mut rest = c.held.take().unwrap_or_default();
+        if let Some(conv) = c.converter.as_mut()
+            && let Some(tail) = conv.finish().map_err(StageError::from)?
+        {
+            rest.extend_from_slice(&tail.samples);
+        }
+        write(feed, &mut c, &rest, io);
     }
     feed.set_in_utterance(false);
     Ok(())

@@ -45,6 +45,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, LiveError> {
 /// would play.
 pub fn run_files(options: &LiveOptions, run: FileRun, events: Sender<LiveEvent>, cancel: CancellationToken) -> Result<LiveReport, LiveError> {
     let (in_format, source) = file_source(&run.input)?;
+    run_source(options, in_format, source, run, events, cancel)
+}
+
+/// Like [`run_files`] with the "microphone" given as a sample source of `format`
+/// (`run.input` is ignored): tests inject speech with it at chosen moments.
+pub fn run_source(
+    options: &LiveOptions,
+    in_format: AudioFormat,
+    source: SampleSource,
+    run: FileRun,
+    events: Sender<LiveEvent>,
+    cancel: CancellationToken,
+) -> Result<LiveReport, LiveError> {
     let out_format = match run.output_format {
         Some(f) => f,
         None => tts::voice_format(&options.voice)?,
@@ -62,11 +75,12 @@ pub fn run_loopback(
     source: SampleSource,
     target: SpeakerTarget,
     speed: f64,
+    prebuffer_s: f64,
     events: Sender<LiveEvent>,
 ) -> Result<LiveReport, LiveError> {
     let (mic_tx, mic_rx) = capture(format, CAPTURE_SECONDS);
     let (feed, out, played) = playback(format, PLAYBACK_SECONDS);
-    let session = loopback(mic_rx, feed, played, events)?;
+    let session = loopback(mic_rx, feed, played, events, prebuffer_s)?;
     run_paced(session, format, source, mic_tx, format, out, target, speed, 0.0, CancellationToken::new())
 }
 

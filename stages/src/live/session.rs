@@ -21,6 +21,14 @@ use crate::stt::stream::StreamConfig;
 use crate::stt::{StreamingTranscriber, WhisperConfig, WhisperEngine};
 use crate::tts::{self, Overrides, Voice};
 
+/// 10 ms frames the microphone's edge holds before dropping the oldest (30 s): Whisper
+/// may fall behind for a while and catch up, but never stalls the capture.
+const MIC_EDGE_FRAMES: usize = 3000;
+
+/// Audio gathered per utterance before it starts playing (TTS audio comes a clause at a
+/// time, so this rarely waits).
+const PREBUFFER_S: f64 = 0.05;
+
 /// Everything that decides how a live session runs.
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
@@ -35,15 +43,17 @@ pub struct LiveOptions {
 
 impl LiveOptions {
     /// Settings tuned for latency: a shorter end-of-turn silence (300 ms) and padding,
-    /// Whisper encoding only as much as the utterance fills, no temperature fallback.
+    /// and one thread per model (each stage has its own thread, so they overlap; more
+    /// threads per model oversubscribe a small machine, and whisper.cpp's spinning
+    /// threads then slow down by orders of magnitude).
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
-            whisper: WhisperConfig { fit_audio_context: true, temperature_fallback: false, ..WhisperConfig::default() },
+            whisper: WhisperConfig { threads: 1, ..WhisperConfig::default() },
             vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, ..VadConfig::default() },
             stream: StreamConfig { partial_every_s: 1.0 },
             rewriter,
             voice,
-            overrides: Overrides::default(),
+            overrides: Overrides { threads: Some(1), ..Overrides::default() },
             interaction,
         }
     }
@@ -136,11 +146,11 @@ pub fn prepare(
     let tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
     let graph = GraphBuilder::new()
         // The microphone's edge never stalls the capture reader.
-        .stage(Box::new(source), EdgeConfig::drop_oldest(512))
+        .stage(Box::new(source), EdgeConfig::drop_oldest(MIC_EDGE_FRAMES))
         .stage(Box::new(stt), EdgeConfig::blocking(16))
         .stage(Box::new(rewrite), EdgeConfig::blocking(16))
         .stage(Box::new(tts), EdgeConfig::blocking(8))
-        .stage(Box::new(PlaybackSink { feed }), EdgeConfig::default())
+        .stage(Box::new(PlaybackSink { feed, prebuffer_s: PREBUFFER_S }), EdgeConfig::default())
         .build()?;
     let monitor = Monitor { played, playback, output_rate: output.rate(), output_channels: output.channel_count(), log, events };
     Ok(LiveSession { graph, monitor })
@@ -148,14 +158,20 @@ pub fn prepare(
 
 /// Assemble a session from given stages' parts without models: the microphone straight
 /// to the speaker (the soak test of the real-time ends and the pacing).
-pub fn loopback(capture: CaptureOut, feed: PlaybackFeed, played: Consumer<Played>, events: Sender<LiveEvent>) -> Result<LiveSession, LiveError> {
+pub fn loopback(
+    capture: CaptureOut,
+    feed: PlaybackFeed,
+    played: Consumer<Played>,
+    events: Sender<LiveEvent>,
+    prebuffer_s: f64,
+) -> Result<LiveSession, LiveError> {
     let playback = feed.handle();
     let output = feed.format();
     let interaction = Interaction { barge_in: false, full_duplex: true };
     let source = LiveSource { capture, playback: playback.clone(), detector: None, interaction, events: events.clone(), timeline: EpochTimeline::default() };
     let graph = GraphBuilder::new()
-        .stage(Box::new(source), EdgeConfig::drop_oldest(512))
-        .stage(Box::new(PlaybackSink { feed }), EdgeConfig::default())
+        .stage(Box::new(source), EdgeConfig::drop_oldest(MIC_EDGE_FRAMES))
+        .stage(Box::new(PlaybackSink { feed, prebuffer_s }), EdgeConfig::default())
         .build()?;
     let monitor = Monitor { played, playback, output_rate: output.rate(), output_channels: output.channel_count(), log: LiveLog::default(), events };
     Ok(LiveSession { graph, monitor })
@@ -178,6 +194,7 @@ impl LiveSession {
         device_error: &(dyn Fn() -> Option<LiveError> + Sync),
     ) -> Result<LiveReport, LiveError> {
         let LiveSession { graph, mut monitor } = self;
+        let _ = monitor.events.send(LiveEvent::Ready);
         let epochs = EpochWatch::new();
         let run = tokio::spawn(graph.run(cancel.clone(), epochs.clone()));
         let mut spoken_order = Vec::new();

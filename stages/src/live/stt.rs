@@ -20,6 +20,9 @@ impl From<crate::stt::SttError> for StageError {
     }
 }
 
+/// The most audio handed to the transcriber at once (samples at 16 kHz: 2 s).
+const MAX_BATCH: usize = 2 * VAD_SAMPLE_RATE as usize;
+
 pub struct LiveStt {
     pub(super) transcriber: StreamingTranscriber<WhisperEngine>,
     /// The VAD's padding after speech, to find where speech really ended.
@@ -44,9 +47,21 @@ impl Stage for LiveStt {
             // Barge-in must not stop the transcription of the speech that caused it.
             let stop = StopCheck::with_cancel(io.cancel.clone());
             let mut partial = Partial::default();
+            let mut batch: Vec<f32> = Vec::new();
             while let Some(frame) = io.blocking_recv() {
                 let Payload::Audio(chunk) = frame.payload else { continue };
-                let events = io.stats.time(|| s.transcriber.push(&chunk.samples, &stop))?;
+                // Whatever queued up while Whisper was busy goes in as one batch, so a
+                // slow decode costs at most one partial, never a growing lag.
+                batch.clear();
+                batch.extend_from_slice(&chunk.samples);
+                while batch.len() < MAX_BATCH
+                    && let Some(f) = io.try_recv()
+                {
+                    if let Payload::Audio(c) = f.payload {
+                        batch.extend_from_slice(&c.samples);
+                    }
+                }
+                let events = io.stats.time(|| s.transcriber.push(&batch, &stop))?;
                 if !s.handle(events, &io, &mut partial) {
                     return Ok(());
                 }
