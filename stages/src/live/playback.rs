@@ -54,7 +54,6 @@ impl Stage for PlaybackSink {
                             finish_utterance(&mut feed, &mut current, &io)?;
                             let held = (prebuffer > 0).then(Vec::new);
                             current = Some(Current { utterance: frame.utterance, epoch: frame.epoch, converter: None, marked: false, held });
-                            feed.set_in_utterance(true);
                         }
                         let c = current.as_mut().expect("set above");
                         let to = feed.format();
@@ -125,6 +124,8 @@ fn write(feed: &mut PlaybackFeed, c: &mut Current, samples: &[f32], io: &StageIo
         feed.mark(c.utterance, p);
         c.marked = true;
     }
+    // From the first queued sample to the utterance's end, running dry is an underrun.
+    feed.set_in_utterance(true);
     feed.write(samples, &stale);
     if io.epochs.is_stale(c.epoch) {
         feed.handle().flush();
