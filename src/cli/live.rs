@@ -65,9 +65,10 @@ pub struct Args {
     /// Threads for the Piper voice (default 1).
     #[arg(long)]
     pub tts_threads: Option<usize>,
-    /// Whisper encodes only as much of its window as the utterance fills: faster, less accurate.
+    /// Whisper encodes its whole 30 s window for every decode (slower; the default encodes
+    /// only what the utterance fills).
     #[arg(long)]
-    pub fit_audio_context: bool,
+    pub full_audio_context: bool,
     /// Milliseconds of silence that end a turn.
     #[arg(long, default_value_t = 300)]
     pub end_of_turn_ms: u32,
@@ -122,7 +123,7 @@ fn options(args: &Args) -> anyhow::Result<LiveOptions> {
     let mut o = LiveOptions::new(voice, rewriter, interaction);
     o.whisper = WhisperConfig { model: args.whisper.clone(), language: args.language.clone(), ..o.whisper };
     o.vad.min_silence_ms = args.end_of_turn_ms;
-    o.whisper.fit_audio_context = args.fit_audio_context;
+    o.whisper.fit_audio_context = !args.full_audio_context;
     if let Some(t) = args.stt_threads {
         o.whisper.threads = t;
     }

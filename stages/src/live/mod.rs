@@ -33,11 +33,12 @@ pub mod source;
 pub mod stt;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use revoice_pipeline::Epoch;
 
 pub use runner::{FileRun, run_devices, run_files, run_loopback, run_source};
-pub use session::{LiveOptions, LiveReport, LiveSession, UtteranceRecord, percentile};
+pub use session::{LiveOptions, LiveReport, LiveSession, StageTimes, UtteranceRecord, percentile};
 pub use source::Interaction;
 
 /// What can go wrong in a live session. Each message says what to do.
@@ -110,6 +111,8 @@ pub struct LiveLog {
 #[derive(Debug, Default)]
 struct LogInner {
     utterances: Vec<UtteranceRecord>,
+    /// Per recent utterance: when its final text came, when its audio was queued.
+    instants: Vec<(u64, Instant, Option<Instant>)>,
 }
 
 impl LiveLog {
@@ -127,18 +130,42 @@ impl LiveLog {
                 spoken_at: None,
                 latency: None,
                 flushed: false,
-            })
+                stages: None,
+            });
+            l.instants.push((utterance, Instant::now(), None));
+            // Only recent utterances can still be queued or played.
+            if l.instants.len() > 64 {
+                l.instants.remove(0);
+            }
+        });
+    }
+
+    /// The utterance's first audible sample went into the playback ring.
+    pub(crate) fn queued(&self, utterance: u64) {
+        self.with(|l| {
+            if let Some(i) = l.instants.iter_mut().find(|i| i.0 == utterance) {
+                i.2 = Some(Instant::now());
+            }
         });
     }
 
     /// Record the playback report; the latency when it was played.
     pub(crate) fn played(&self, utterance: u64, at: Option<f64>) -> Option<f64> {
         self.with(|l| {
+            let instants = l.instants.iter().find(|i| i.0 == utterance).copied();
             let r = l.utterances.iter_mut().find(|r| r.utterance == utterance)?;
             match at {
                 Some(t) => {
+                    let latency = t - r.speech_end;
                     r.spoken_at = Some(t);
-                    r.latency = Some(t - r.speech_end);
+                    r.latency = Some(latency);
+                    // Wall time from the final text to now (the report, within 10 ms of
+                    // the play), split at the moment the audio was queued.
+                    if let Some((_, heard, Some(queued))) = instants {
+                        let speak = heard.elapsed().as_secs_f64();
+                        let play = queued.elapsed().as_secs_f64();
+                        r.stages = Some(StageTimes { hear: latency - speak, voice: speak - play, play });
+                    }
                 }
                 None => r.flushed = true,
             }

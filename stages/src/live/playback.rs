@@ -18,6 +18,7 @@ pub struct PlaybackSink {
     /// Seconds of an utterance gathered before its first sample is queued, so audio
     /// that arrives in small pieces does not run the speaker dry between them.
     pub(super) prebuffer_s: f64,
+    pub(super) log: super::LiveLog,
 }
 
 struct Current {
@@ -41,6 +42,7 @@ impl Stage for PlaybackSink {
     fn start(self: Box<Self>, mut io: StageIo) -> StageBody {
         StageBody::Blocking(Box::new(move || {
             let mut feed = self.feed;
+            let log = self.log;
             let prebuffer = (self.prebuffer_s * f64::from(feed.format().rate())) as usize * feed.format().channel_count();
             let mut current: Option<Current> = None;
             while let Some(frame) = io.blocking_recv() {
@@ -51,7 +53,7 @@ impl Stage for PlaybackSink {
                     Payload::Audio(chunk) => {
                         let fresh = current.as_ref().is_none_or(|c| c.utterance != frame.utterance || c.epoch != frame.epoch);
                         if fresh {
-                            finish_utterance(&mut feed, &mut current, &io)?;
+                            finish_utterance(&mut feed, &mut current, &io, &log)?;
                             let held = (prebuffer > 0).then(Vec::new);
                             current = Some(Current { utterance: frame.utterance, epoch: frame.epoch, converter: None, marked: false, held });
                         }
@@ -70,18 +72,18 @@ impl Stage for PlaybackSink {
                                 let mut all = std::mem::take(held);
                                 all.extend_from_slice(&samples);
                                 c.held = None;
-                                write(&mut feed, c, &all, &io);
+                                write(&mut feed, c, &all, &io, &log);
                             }
-                            None => write(&mut feed, c, &samples, &io),
+                            None => write(&mut feed, c, &samples, &io, &log),
                         }
                     }
                     Payload::Marker(Marker::UtteranceEnd { .. }) if current.as_ref().is_some_and(|c| c.utterance == frame.utterance) => {
-                        finish_utterance(&mut feed, &mut current, &io)?;
+                        finish_utterance(&mut feed, &mut current, &io, &log)?;
                     }
                     _ => {}
                 }
             }
-            finish_utterance(&mut feed, &mut current, &io)?;
+            finish_utterance(&mut feed, &mut current, &io, &log)?;
             // Let what is queued play out.
             let handle = feed.handle();
             while !handle.is_empty_or_cancelled(&io) {
@@ -92,7 +94,7 @@ impl Stage for PlaybackSink {
     }
 }
 
-fn finish_utterance(feed: &mut PlaybackFeed, current: &mut Option<Current>, io: &StageIo) -> Result<(), StageError> {
+fn finish_utterance(feed: &mut PlaybackFeed, current: &mut Option<Current>, io: &StageIo, log: &super::LiveLog) -> Result<(), StageError> {
     if let Some(mut c) = current.take() {
         let mut rest = c.held.take().unwrap_or_default();
         if let Some(conv) = c.converter.as_mut()
@@ -100,7 +102,7 @@ fn finish_utterance(feed: &mut PlaybackFeed, current: &mut Option<Current>, io: 
         {
             rest.extend_from_slice(&tail.samples);
         }
-        write(feed, &mut c, &rest, io);
+        write(feed, &mut c, &rest, io, log);
     }
     feed.set_in_utterance(false);
     Ok(())
@@ -108,7 +110,7 @@ fn finish_utterance(feed: &mut PlaybackFeed, current: &mut Option<Current>, io: 
 
 /// Write an utterance's samples, marking its first audible one; stale audio is dropped,
 /// and a flush that raced with the write is applied again.
-fn write(feed: &mut PlaybackFeed, c: &mut Current, samples: &[f32], io: &StageIo) {
+fn write(feed: &mut PlaybackFeed, c: &mut Current, samples: &[f32], io: &StageIo, log: &super::LiveLog) {
     if samples.is_empty() {
         return;
     }
@@ -122,6 +124,7 @@ fn write(feed: &mut PlaybackFeed, c: &mut Current, samples: &[f32], io: &StageIo
         let ch = feed.format().channel_count();
         let p = feed.position() + (i - i % ch) as u64;
         feed.mark(c.utterance, p);
+        log.queued(c.utterance);
         c.marked = true;
     }
     // From the first queued sample to the utterance's end, running dry is an underrun.

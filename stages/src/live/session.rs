@@ -13,7 +13,7 @@ use super::endpoint::{CaptureOut, PlaybackFeed, PlaybackHandle, Played};
 use super::playback::PlaybackSink;
 use super::ring::Consumer;
 use super::source::{Interaction, LiveSource};
-use super::stt::LiveStt;
+use super::stt::{LiveStt, PaddedWhisper};
 use super::{EpochTimeline, LiveError, LiveEvent, LiveLog};
 use crate::dsp::vad::{SileroVad, VAD_SAMPLE_RATE, Vad, VadConfig};
 use crate::rewrite::{self, RewriterChoice};
@@ -39,22 +39,26 @@ pub struct LiveOptions {
     pub voice: Voice,
     pub overrides: Overrides,
     pub interaction: Interaction,
+    /// Seconds of silence added after each utterance for Whisper (see [`PaddedWhisper`]).
+    pub stt_pad_s: f64,
 }
 
 impl LiveOptions {
-    /// Settings tuned for latency: a shorter end-of-turn silence (300 ms) and padding,
-    /// and one thread per model (each stage has its own thread, so they overlap; more
+    /// Settings tuned for latency: a shorter end-of-turn silence (300 ms) and padding;
+    /// Whisper encodes only as much of its window as the utterance (plus 1.5 s of added
+    /// silence) fills, so the partial decodes cost little; and one thread per model (each stage has its own thread, so they overlap; more
     /// threads per model oversubscribe a small machine, and whisper.cpp's spinning
     /// threads then slow down by orders of magnitude).
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
-            whisper: WhisperConfig { threads: 1, ..WhisperConfig::default() },
+            whisper: WhisperConfig { threads: 1, fit_audio_context: true, ..WhisperConfig::default() },
             vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, ..VadConfig::default() },
             stream: StreamConfig { partial_every_s: 1.0 },
             rewriter,
             voice,
             overrides: Overrides { threads: Some(1), ..Overrides::default() },
             interaction,
+            stt_pad_s: 1.5,
         }
     }
 }
@@ -73,6 +77,20 @@ pub struct UtteranceRecord {
     pub latency: Option<f64>,
     /// Dropped by a barge-in before it was heard.
     pub flushed: bool,
+    /// Where the latency went, when it was spoken.
+    pub stages: Option<StageTimes>,
+}
+
+/// One utterance's latency in parts (seconds; they add up to the latency, give or take
+/// the 10 ms the playback reports are polled at).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct StageTimes {
+    /// End of speech to its final text: end-of-turn silence and Whisper's last decode.
+    pub hear: f64,
+    /// Final text to its first audible sample queued: rewrite and TTS of the first clause.
+    pub voice: f64,
+    /// Queued to played: what was still playing before it, and the device buffer.
+    pub play: f64,
 }
 
 /// The outcome of a session.
@@ -120,7 +138,7 @@ pub fn prepare(
     // Warm-up: the first call of each engine is slower than the rest.
     let _ = revoice_pipeline::SpeechToText::transcribe(&mut whisper, &vec![0.0; VAD_SAMPLE_RATE as usize], 0.0, &stop);
     let vad = Vad::new(SileroVad::from_cache(options.vad.threads.max(1))?, &options.vad)?;
-    let transcriber = StreamingTranscriber::new(whisper, vad, options.stream.clone());
+    let transcriber = StreamingTranscriber::new(PaddedWhisper::new(whisper, options.stt_pad_s), vad, options.stream.clone());
     let mut rewriter = rewrite::build(options.rewriter.clone())?;
     let warm = revoice_pipeline::RewriteRequest { text: "Hello there.", context: &[], budget: None };
     let _ = rewriter.rewrite(&warm, &mut |_| {}, &stop);
@@ -150,7 +168,7 @@ pub fn prepare(
         .stage(Box::new(stt), EdgeConfig::blocking(16))
         .stage(Box::new(rewrite), EdgeConfig::blocking(16))
         .stage(Box::new(tts), EdgeConfig::blocking(8))
-        .stage(Box::new(PlaybackSink { feed, prebuffer_s: PREBUFFER_S }), EdgeConfig::default())
+        .stage(Box::new(PlaybackSink { feed, prebuffer_s: PREBUFFER_S, log: log.clone() }), EdgeConfig::default())
         .build()?;
     let monitor = Monitor { played, playback, output_rate: output.rate(), output_channels: output.channel_count(), log, events };
     Ok(LiveSession { graph, monitor })
@@ -171,7 +189,7 @@ pub fn loopback(
     let source = LiveSource { capture, playback: playback.clone(), detector: None, interaction, events: events.clone(), timeline: EpochTimeline::default() };
     let graph = GraphBuilder::new()
         .stage(Box::new(source), EdgeConfig::drop_oldest(MIC_EDGE_FRAMES))
-        .stage(Box::new(PlaybackSink { feed, prebuffer_s }), EdgeConfig::default())
+        .stage(Box::new(PlaybackSink { feed, prebuffer_s, log: LiveLog::default() }), EdgeConfig::default())
         .build()?;
     let monitor = Monitor { played, playback, output_rate: output.rate(), output_channels: output.channel_count(), log: LiveLog::default(), events };
     Ok(LiveSession { graph, monitor })

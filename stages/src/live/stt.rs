@@ -8,7 +8,7 @@
 
 use std::sync::mpsc::Sender;
 
-use revoice_pipeline::{AudioFormat, Frame, Payload, Port, Ports, Stage, StageBody, StageError, StageIo, StopCheck, Text};
+use revoice_pipeline::{AudioFormat, EngineError, Frame, Payload, Port, Ports, SpeechToText, Stage, StageBody, StageError, StageIo, StopCheck, Text};
 
 use super::{EpochTimeline, LiveEvent, LiveLog};
 use crate::dsp::vad::{VAD_SAMPLE_RATE, WINDOW};
@@ -23,8 +23,44 @@ impl From<crate::stt::SttError> for StageError {
 /// The most audio handed to the transcriber at once (samples at 16 kHz: 2 s).
 const MAX_BATCH: usize = 2 * VAD_SAMPLE_RATE as usize;
 
+/// Whisper with silence added after each utterance: with `fit_audio_context` the encoder
+/// then sees some quiet after the speech, as in its training windows, which keeps it from
+/// repeating the end of a short utterance.
+pub struct PaddedWhisper {
+    pub inner: WhisperEngine,
+    pub pad_s: f64,
+    buf: Vec<f32>,
+}
+
+impl PaddedWhisper {
+    pub fn new(inner: WhisperEngine, pad_s: f64) -> Self {
+        Self { inner, pad_s, buf: Vec::new() }
+    }
+}
+
+impl SpeechToText for PaddedWhisper {
+    fn name(&self) -> String {
+        self.inner.name()
+    }
+
+    fn sample_rate(&self) -> u32 {
+        self.inner.sample_rate()
+    }
+
+    fn transcribe(&mut self, audio: &[f32], offset: f64, stop: &StopCheck) -> Result<Vec<Text>, EngineError> {
+        if self.pad_s <= 0.0 {
+            return self.inner.transcribe(audio, offset, stop);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(audio);
+        let pad = (self.pad_s * f64::from(self.inner.sample_rate())) as usize;
+        self.buf.resize(audio.len() + pad, 0.0);
+        self.inner.transcribe(&self.buf, offset, stop)
+    }
+}
+
 pub struct LiveStt {
-    pub(super) transcriber: StreamingTranscriber<WhisperEngine>,
+    pub(super) transcriber: StreamingTranscriber<PaddedWhisper>,
     /// The VAD's padding after speech, to find where speech really ended.
     pub(super) pad_s: f64,
     pub(super) events: Sender<LiveEvent>,
