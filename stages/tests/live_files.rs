@@ -29,7 +29,9 @@ fn every_utterance_comes_out_once_and_in_order() {
     let jfk = recording("en_jfk_inaugural.wav");
     let out = tempfile::tempdir().unwrap();
     let wav = out.path().join("live.wav");
-    let run = FileRun { input: jfk.path.clone(), output: SpeakerTarget::Wav(wav.clone()), output_format: None, speed: 1.0, tail_s: 1.5 };
+    // A speaker at another rate and channel count than the voice: resampled and mixed.
+    let speaker = AudioFormat::new(48_000, 2).unwrap();
+    let run = FileRun { input: jfk.path.clone(), output: SpeakerTarget::Wav(wav.clone()), output_format: Some(speaker), speed: 1.0, tail_s: 1.5 };
     let (tx, rx) = std::sync::mpsc::channel();
     let report = run_files(&options(false), run, tx, CancellationToken::new()).unwrap();
     let events: Vec<LiveEvent> = rx.try_iter().collect();
@@ -52,9 +54,12 @@ fn every_utterance_comes_out_once_and_in_order() {
 
     // The recording holds the speech at the times it was played, after the input's.
     let mut reader = hound::WavReader::open(&wav).unwrap();
-    let rate = reader.spec().sample_rate as f64;
+    assert_eq!((reader.spec().sample_rate, reader.spec().channels), (48_000, 2));
     let samples: Vec<f32> = reader.samples::<i16>().map(|s| f32::from(s.unwrap()) / 32768.0).collect();
-    let first = samples.iter().position(|x| x.abs() >= AUDIBLE).expect("speech was played") as f64 / rate;
+    let first = (samples.iter().position(|x| x.abs() >= AUDIBLE).expect("speech was played") / 2) as f64 / 48_000.0;
+    // The recording runs as long as the session did, in real time.
+    let seconds = samples.len() as f64 / 2.0 / 48_000.0;
+    assert!(seconds >= 11.0 && (seconds - report.output_seconds).abs() < 0.05, "{seconds} s recorded");
     let first_spoken = report.utterances[0].spoken_at.unwrap();
     assert!((first - first_spoken).abs() < 0.02, "first audible sample at {first:.3} s, reported {first_spoken:.3} s");
     assert!(first > report.utterances[0].speech_end);

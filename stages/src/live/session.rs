@@ -51,7 +51,7 @@ impl LiveOptions {
     /// threads then slow down by orders of magnitude).
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
-            whisper: WhisperConfig { threads: 1, fit_audio_context: true, ..WhisperConfig::default() },
+            whisper: WhisperConfig { threads: 1, fit_audio_context: true, temperature_fallback: false, ..WhisperConfig::default() },
             vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, ..VadConfig::default() },
             stream: StreamConfig { partial_every_s: 1.0 },
             rewriter,
@@ -274,7 +274,13 @@ impl Monitor {
     }
 
     fn report(&self, spoken_order: Vec<u64>, barge_ins: usize) -> LiveReport {
-        let utterances = self.log.records();
+        let mut utterances = self.log.records();
+        // Work of an interrupted epoch that never reached the speaker was flushed on the way.
+        for u in utterances.iter_mut() {
+            if u.latency.is_none() && (u.epoch as usize) < barge_ins {
+                u.flushed = true;
+            }
+        }
         let mut lat: Vec<f64> = utterances.iter().filter_map(|u| u.latency).collect();
         lat.sort_by(f64::total_cmp);
         let stats = self.playback.stats();

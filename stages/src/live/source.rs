@@ -128,9 +128,11 @@ fn send(
 
 /// The user spoke over revoice: stop playback now and make everything in flight stale.
 fn barge_in(epochs: &EpochWatch, playback: &PlaybackHandle, timeline: &EpochTimeline, events: &Sender<LiveEvent>, speech_start: u64, detected_at: u64) {
-    playback.flush();
+    // Bump first: a write the sink started before the bump re-checks the epoch after it
+    // and flushes again, so nothing stale can slip in behind this flush.
     let epoch = epochs.bump();
     timeline.begin(speech_start, epoch);
+    playback.flush();
     let at = detected_at as f64 / f64::from(VAD_SAMPLE_RATE);
     tracing::info!(epoch, at, "barge-in: playback stopped, stale work flushed");
     let _ = events.send(LiveEvent::BargeIn { at, epoch });
