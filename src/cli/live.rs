@@ -81,6 +81,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
+    one_thread_per_model();
     if args.input_file.is_some() != args.output_file.is_some() {
         anyhow::bail!("--input-file and --output-file go together (a session runs either on files or on the sound card)");
     }
@@ -113,6 +114,17 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(())
+}
+
+/// The LLM (candle) sizes its thread pool from RAYON_NUM_THREADS, every core by default.
+/// Live mode runs each model on its own thread side by side; a pool per model on top
+/// oversubscribes a small machine and slows every stage. Set before any thread starts.
+fn one_thread_per_model() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: called first thing in the command, before this process starts any
+        // thread, so nothing reads the environment concurrently.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
 }
 
 fn options(args: &Args) -> anyhow::Result<LiveOptions> {

@@ -81,6 +81,11 @@ fn ms(x: Option<f64>) -> String {
 }
 
 fn main() {
+    // As `revoice live` does: one thread per model (see src/cli/live.rs).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: first thing in main, before any thread starts.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     let args = match parse() {
         Ok(a) => a,
         Err(e) => {

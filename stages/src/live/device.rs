@@ -64,7 +64,7 @@ fn find(spec: Option<&str>, input: bool) -> Result<(cpal::Device, String), LiveE
         return Ok((d, name));
     };
     let all: Vec<cpal::Device> = if input { host.input_devices().map(|i| i.collect()) } else { host.output_devices().map(|i| i.collect()) }
-        .map_err(|e| LiveError::Device(format!("cannot list {direction} devices: {e}")))?;
+        .map_err(|e| LiveError::Device(format!("cannot list {direction} devices ({e}); `revoice devices` shows what the system offers")))?;
     let pick = match spec.parse::<usize>() {
         Ok(i) => all.into_iter().nth(i),
         Err(_) => all.into_iter().find(|d| name_of(d).to_lowercase().contains(&spec.to_lowercase())),
@@ -221,4 +221,29 @@ where
         on_error,
         None,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_device_is_reported_once_with_its_name_and_reroutes_are_not() {
+        let watch = DeviceWatch::default();
+        let mut on_error = watch.callback("input", "USB mic".into());
+        on_error(cpal::Error::new(cpal::ErrorKind::DeviceChanged));
+        assert!(watch.take().is_none(), "a reroute keeps the stream alive");
+        on_error(cpal::Error::new(cpal::ErrorKind::DeviceNotAvailable));
+        on_error(cpal::Error::new(cpal::ErrorKind::DeviceBusy));
+        let e = watch.take().expect("the loss is recorded");
+        let text = e.to_string();
+        assert!(matches!(e, LiveError::DeviceLost { direction: "input", .. }), "{text}");
+        assert!(text.contains("USB mic") && text.contains("revoice devices"), "{text}");
+    }
+
+    #[test]
+    fn an_unknown_device_name_says_where_to_look() {
+        let Err(e) = choose_input(Some("no such device at all")) else { panic!("found a device that does not exist") };
+        assert!(e.to_string().contains("revoice devices"), "{e}");
+    }
 }

@@ -52,7 +52,9 @@ impl LiveOptions {
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
             whisper: WhisperConfig { threads: 1, fit_audio_context: true, temperature_fallback: false, ..WhisperConfig::default() },
-            vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, ..VadConfig::default() },
+            // Long speech is cut at its quietest point every 10 s at most: each partial
+            // re-decodes the utterance from its start, so its cost grows with its length.
+            vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, max_utterance_s: 10.0, ..VadConfig::default() },
             stream: StreamConfig { partial_every_s: 1.0 },
             rewriter,
             voice,
