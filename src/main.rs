@@ -37,6 +37,8 @@ enum Command {
     Voices(cli::voices::Command),
     /// List the audio input and output devices.
     Devices,
+    /// Speak into the microphone; hear it re-voiced from the speakers, turn by turn.
+    Live(cli::live::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +53,7 @@ fn main() -> ExitCode {
         Command::Podcast(args) => cli::podcast::run(args, &cli.global),
         Command::Voices(cmd) => cli::voices::run(cmd, &cli.global),
         Command::Devices => cli::devices::run(&cli.global),
+        Command::Live(args) => cli::live::run(args, &cli.global),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

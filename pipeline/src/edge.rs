@@ -257,6 +257,15 @@ impl EdgeRx {
         }
     }
 
+    /// The next frame if one is waiting; `None` when the edge is empty (or closed).
+    /// Never waits: for stages that gather a backlog into one batch.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        match &mut self.inner {
+            RxInner::Block(rx) => rx.try_recv().ok(),
+            RxInner::DropOldest(ring) => ring.lock().queue.pop_front(),
+        }
+    }
+
     pub fn stats(&self) -> Arc<EdgeStats> {
         self.stats.clone()
     }
@@ -292,6 +301,19 @@ mod tests {
             let (tx, rx) = edge(config);
             drop(rx);
             assert_eq!(tx.send(marker(0)).await, Err(Closed));
+        }
+    }
+
+    #[test]
+    fn try_recv_takes_what_is_waiting_without_waiting() {
+        for config in [EdgeConfig::blocking(4), EdgeConfig::drop_oldest(4)] {
+            let (tx, mut rx) = edge(config);
+            assert_eq!(rx.try_recv(), None);
+            tx.blocking_send(marker(1)).unwrap();
+            tx.blocking_send(marker(2)).unwrap();
+            assert_eq!(rx.try_recv().map(|f| f.utterance), Some(1));
+            assert_eq!(rx.try_recv().map(|f| f.utterance), Some(2));
+            assert_eq!(rx.try_recv(), None);
         }
     }
 

@@ -175,6 +175,20 @@ impl StageIo {
     }
 }
 
+impl StageIo {
+    /// A frame already waiting on the input, without waiting (see [`EdgeRx::try_recv`]).
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        if self.cancel.is_cancelled() {
+            return None;
+        }
+        let frame = self.input.as_mut()?.try_recv();
+        if frame.is_some() {
+            self.stats.frames_in.fetch_add(1, Ordering::Relaxed);
+        }
+        frame
+    }
+}
+
 /// How a stage runs: an async task, or a named OS thread for model work.
 pub enum StageBody {
     Async(Pin<Box<dyn Future<Output = Result<(), StageError>> + Send>>),

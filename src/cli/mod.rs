@@ -2,6 +2,7 @@
 
 pub mod devices;
 pub mod file;
+pub mod live;
 pub mod models;
 pub mod podcast;
 pub mod rewrite;

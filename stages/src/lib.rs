@@ -15,9 +15,11 @@
 //! | [`job`] | the whole re-voicing graph for one file |
 //! | [`report`] | the timeline picture of a re-voiced file |
 //! | [`podcast`] | scripted podcast processing: many episodes, speakers, voices, resume |
+//! | [`live`] | live mode: microphone to speaker, barge-in, latency |
 
 pub mod dsp;
 pub mod job;
+pub mod live;
 pub mod models;
 pub mod onnx;
 pub mod podcast;

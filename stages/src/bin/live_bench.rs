@@ -1,0 +1,150 @@
+//! Voice-to-voice latency of `revoice live` over the shared recordings, played in real
+//! time through the file "microphone" (the same path as a sound card after the rings).
+//!
+//! usage: live_bench [--rewriters identity,smollm2] [--style casual] [--audio DIR]
+//!        [--files a.wav,b.wav] [--no-barge-in] [--json FILE]
+//!
+//! Each rewriter is measured over every English recording in DIR (default
+//! ../shared/audio beside the checkout); per utterance the latency runs from the end of
+//! speech in the input to the first audible sample out, on one clock. Printed: per file
+//! the utterances heard, spoken and flushed; per rewriter p50/p90 over all utterances
+//! and the medians of its parts (hear: end-of-turn + final decode; voice: rewrite + TTS
+//! of the first clause; play: waiting behind earlier speech). Pin it to two cores with
+//! `taskset -c 0,1` to measure the 2-core goal.
+
+use std::path::PathBuf;
+
+use revoice_stages::live::files::SpeakerTarget;
+use revoice_stages::live::{FileRun, Interaction, LiveOptions, UtteranceRecord, percentile, run_files};
+use revoice_stages::{rewrite, tts};
+use tokio_util::sync::CancellationToken;
+
+struct Args {
+    rewriters: Vec<String>,
+    style: String,
+    audio: PathBuf,
+    files: Option<Vec<String>>,
+    barge_in: bool,
+    json: Option<PathBuf>,
+}
+
+fn parse() -> Result<Args, String> {
+    let mut a = Args {
+        rewriters: vec!["identity".into(), "smollm2".into()],
+        style: "casual".into(),
+        audio: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/audio"),
+        files: None,
+        barge_in: true,
+        json: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--rewriters" => a.rewriters = value()?.split(',').map(str::to_string).collect(),
+            "--style" => a.style = value()?,
+            "--audio" => a.audio = PathBuf::from(value()?),
+            "--files" => a.files = Some(value()?.split(',').map(str::to_string).collect()),
+            "--no-barge-in" => a.barge_in = false,
+            "--json" => a.json = Some(PathBuf::from(value()?)),
+            other => return Err(format!("unknown flag {other}; see the file's doc comment")),
+        }
+    }
+    Ok(a)
+}
+
+/// English recordings of the manifest.
+fn english_files(args: &Args) -> Result<Vec<String>, String> {
+    if let Some(f) = &args.files {
+        return Ok(f.clone());
+    }
+    let manifest = args.audio.join("MANIFEST.tsv");
+    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let col = |n: &str| header.iter().position(|h| *h == n).ok_or(format!("{}: no column {n}", manifest.display()));
+    let (file, lang) = (col("file")?, col("language")?);
+    Ok(lines
+        .map(|l| l.split('\t').collect::<Vec<_>>())
+        .filter(|c| c.get(lang) == Some(&"en"))
+        .filter_map(|c| c.get(file).map(|f| f.to_string()))
+        .collect())
+}
+
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    percentile(&v, 50.0)
+}
+
+fn ms(x: Option<f64>) -> String {
+    x.map_or("-".into(), |v| format!("{:.0}", v * 1000.0))
+}
+
+fn main() {
+    // As `revoice live` does: one thread per model (see src/cli/live.rs).
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: first thing in main, before any thread starts.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
+    let args = match parse() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("live_bench: {e}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(&args) {
+        eprintln!("live_bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<(), String> {
+    let files = english_files(args)?;
+    let voice = tts::find_voice("joe").map_err(|e| e.to_string())?;
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("live latency bench: {} files, {cores} cores visible, barge-in {}", files.len(), if args.barge_in { "on" } else { "off" });
+    let mut json = Vec::new();
+    for r in &args.rewriters {
+        let (style, llm) = if r == "identity" { ("identity", "smollm2") } else { (args.style.as_str(), r.as_str()) };
+        let choice = rewrite::choose(style, None, llm).map_err(|e| e.to_string())?;
+        let options = LiveOptions::new(voice.clone(), choice, Interaction { barge_in: args.barge_in, full_duplex: true });
+        let mut all: Vec<UtteranceRecord> = Vec::new();
+        println!("\n== rewriter {r} (style {style}) ==");
+        println!("{:<48} {:>5} {:>6} {:>7} {:>8}", "file", "heard", "spoken", "flushed", "p50 ms");
+        for f in &files {
+            let run = FileRun { input: args.audio.join(f), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
+            let (tx, _rx) = std::sync::mpsc::channel();
+            let report = run_files(&options, run, tx, CancellationToken::new()).map_err(|e| format!("{f}: {e}"))?;
+            let spoken = report.utterances.iter().filter(|u| u.latency.is_some()).count();
+            let flushed = report.utterances.iter().filter(|u| u.flushed).count();
+            let p50 = median(report.utterances.iter().filter_map(|u| u.latency).collect());
+            println!("{f:<48} {:>5} {spoken:>6} {flushed:>7} {:>8}", report.utterances.len(), ms(p50));
+            all.extend(report.utterances);
+        }
+        let mut lat: Vec<f64> = all.iter().filter_map(|u| u.latency).collect();
+        lat.sort_by(f64::total_cmp);
+        let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| median(all.iter().filter_map(|u| u.stages.as_ref().map(f)).collect());
+        let (hear, voice_t, play) = (part(|s| s.hear), part(|s| s.voice), part(|s| s.play));
+        println!(
+            "{r}: {} utterances spoken; voice-to-voice p50 {} ms, p90 {} ms; medians of the parts: hear {} ms, voice {} ms, play {} ms",
+            lat.len(),
+            ms(percentile(&lat, 50.0)),
+            ms(percentile(&lat, 90.0)),
+            ms(hear),
+            ms(voice_t),
+            ms(play)
+        );
+        json.push(serde_json::json!({
+            "rewriter": r, "style": style, "spoken": lat.len(),
+            "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0),
+            "hear_median": hear, "voice_median": voice_t, "play_median": play,
+            "utterances": all,
+        }));
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    Ok(())
+}
