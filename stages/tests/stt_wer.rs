@@ -79,7 +79,8 @@ fn meeting_cp_wer(audio: &std::path::Path, t: &FileTranscript) -> WordErrors {
 fn tiny_en_word_error_rate_is_at_most_ten_percent() {
     let (total, meeting) = score("tiny.en");
     assert!(meeting.reference_words > 100, "the meeting's references are there");
-    assert!(meeting.rate() <= 0.45, "tiny.en meeting cpWER {:.2} %", meeting.rate() * 100.0);
+    // Measured 25.0 % (59 errors / 236 words), greedy and deterministic.
+    assert!(meeting.rate() <= 0.30, "tiny.en meeting cpWER {:.2} %", meeting.rate() * 100.0);
     assert!(total.reference_words > 150, "the recordings are all there ({} words)", total.reference_words);
     assert!(total.rate() <= 0.10, "tiny.en WER {:.2} %", total.rate() * 100.0);
 }
