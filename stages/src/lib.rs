@@ -13,8 +13,10 @@
 //! | [`text`] | text normalisation and word error rate |
 //! | [`registry`] | builds a stage from its config |
 //! | [`job`] | the whole re-voicing graph for one file |
+//! | [`gpu`] | the model stages on a GPU, under the memory arbiter's leases |
 
 pub mod dsp;
+pub mod gpu;
 pub mod job;
 pub mod models;
 pub mod onnx;
