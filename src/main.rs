@@ -40,6 +40,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.global.init_logging();
+    cli.global.init_gpu();
     let result = match cli.command {
         Command::File(args) => cli::file::run(args, &cli.global),
         Command::Models(cmd) => cli::models::run(cmd, &cli.global),
@@ -49,6 +50,9 @@ fn main() -> ExitCode {
         Command::Voices(cmd) => cli::voices::run(cmd, &cli.global),
         Command::Devices => cli::devices::run(&cli.global),
     };
+    if let Some(gpu) = revoice_stages::gpu::made() {
+        tracing::info!("GPU memory on {}: {}", gpu.device, gpu.arbiter.stats());
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
