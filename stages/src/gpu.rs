@@ -249,7 +249,10 @@ impl<E: Send + 'static> Leased<E> {
     }
 }
 
-/// A GPU engine with the facts its stage asks for before any work.
+/// A GPU engine with the facts its stage asks for before any work. Each call is one lease;
+/// what an engine streams to its stage's callback (clauses, audio) is held until the lease
+/// ends, so no lease is ever held while the stage waits on a channel (the arbiter's rule
+/// against deadlock). On the GPU a burst is short, so little latency is lost.
 pub struct LeasedEngine<E> {
     pub leased: Leased<E>,
     pub name: String,
@@ -275,8 +278,13 @@ impl Rewriter for LeasedEngine<Box<dyn Rewriter>> {
         self.name.clone()
     }
 
+    /// The clauses are passed on after the lease ends: the stage's callback may block on a
+    /// full channel, and a lease must never be held while waiting on one.
     fn rewrite(&mut self, req: &RewriteRequest<'_>, on_clause: &mut dyn FnMut(&str), stop: &StopCheck) -> Result<String, EngineError> {
-        self.leased.burst(|e| e.rewrite(req, on_clause, stop))
+        let mut clauses = Vec::new();
+        let result = self.leased.burst(|e| e.rewrite(req, &mut |c| clauses.push(c.to_string()), stop));
+        clauses.iter().for_each(|c| on_clause(c));
+        result
     }
 }
 
@@ -289,8 +297,12 @@ impl TextToSpeech for LeasedEngine<Box<dyn TextToSpeech>> {
         self.format
     }
 
+    /// The audio is passed on after the lease ends (see `rewrite` above).
     fn synthesize(&mut self, text: &str, on_audio: &mut dyn FnMut(&[f32]), stop: &StopCheck) -> Result<(), EngineError> {
-        self.leased.burst(|e| e.synthesize(text, on_audio, stop))
+        let mut chunks = Vec::new();
+        let result = self.leased.burst(|e| e.synthesize(text, &mut |a| chunks.push(a.to_vec()), stop));
+        chunks.iter().for_each(|a| on_audio(a));
+        result
     }
 }
 

@@ -140,3 +140,28 @@ fn whisper_falls_back_to_the_cpu_when_the_budget_is_too_small() {
     assert!(stt.transcribe(&vec![0.0; 16_000], 0.0, &StopCheck::never()).is_ok());
     assert!(gpu.arbiter.stats().models.is_empty());
 }
+
+#[test]
+fn streamed_output_reaches_the_stage_after_the_lease_ends() {
+    // A stage's callback may block on a channel; by then the rewriter's lease must be over,
+    // so another model can take the whole budget from inside the callback.
+    let gpu = GpuContext::simulated(100 * MIB);
+    let load: Loader<Box<dyn Rewriter>> = Box::new(|| Ok(Box::new(FakeRewriter) as Box<dyn Rewriter>));
+    let Placement::Gpu(leased) = place(Some(&gpu), "llm", weights(60 * MIB), load) else { panic!() };
+    let mut llm = engines::named(leased, AudioFormat::mono(16_000), |e| e.name()).unwrap();
+    let other = gpu.arbiter.register(revoice_pipeline::arbiter::ModelSpec::new("voice", 60 * MIB)).unwrap();
+    let req = RewriteRequest { text: "one two three", context: &[], budget: None };
+    let mut clauses = Vec::new();
+    let out = llm
+        .rewrite(
+            &req,
+            &mut |c| {
+                assert!(other.try_lease().unwrap().is_some(), "the rewriter still held its lease");
+                clauses.push(c.to_string());
+            },
+            &StopCheck::never(),
+        )
+        .unwrap();
+    assert_eq!(out, "ONE TWO THREE");
+    assert_eq!(clauses.concat(), "ONE TWO THREE");
+}
