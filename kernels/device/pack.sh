@@ -26,5 +26,5 @@ cp "$AUDIO/en_jfk_inaugural.wav" "$AUDIO/en_ami_meeting_excerpt_4spk.wav" "$S/rv
 du -sh "$S/rv"/*
 mkdir -p "$OUT"
 rm -f "$OUT"/rv.tar.xz.part-*
-tar -C "$S" -cf - rv | xz -T2 -6 | split -b 60M -d - "$OUT/rv.tar.xz.part-"
+tar -C "$S" -cf - rv | xz -T2 -1 | split -b 58M -d - "$OUT/rv.tar.xz.part-"
 ls -la "$OUT"
