@@ -11,10 +11,12 @@ AUDIO=${AUDIO:-/work/shared/audio}
 S=$(mktemp -d)
 trap 'rm -rf "$S"' EXIT
 mkdir -p "$S/rv/bin" "$S/rv/lib" "$S/rv/models" "$S/rv/files" "$S/rv/audio"
-cp "$T/revoice" "$T/examples/kernels-device-check" "$S/rv/bin/"
-strip "$S/rv/bin/"*
+if [[ " ${WHAT:-data bin} " == *" bin "* ]]; then
+  cp "$T/revoice" "$T/examples/kernels-device-check" "$S/rv/bin/"
+  strip "$S/rv/bin/"*
+fi
 # Libraries beyond glibc, libstdc++ and CUDA (the device has newer ones of those).
-ldd "$T/revoice" | awk '/=> \//{print $3}' \
+ldd "${LDD_BINARY:-$T/revoice}" | awk '/=> \//{print $3}' \
   | grep -v -E '/(libc|libm|libgcc_s|libstdc\+\+|ld-linux-x86-64|libpthread|libdl|librt|libcuda|libcudart|libcublas|libcublasLt|libcurand|libnvrtc)\.so' \
   | xargs -r -I{} cp -L {} "$S/rv/lib/"
 cp -r /usr/lib/x86_64-linux-gnu/espeak-ng-data "$S/rv/lib/"
@@ -24,7 +26,16 @@ for m in onnxruntime silero-vad piper-en_US-joe-medium; do cp -a "$M/$m" "$S/rv/
 cp "$M/whisper-tiny.en/ggml-tiny.en-q8_0.bin" "$M/smollm2-135m-instruct-original/SmolLM2-135M-Instruct.Q4_1.gguf" "$S/rv/files/"
 cp "$AUDIO/en_jfk_inaugural.wav" "$AUDIO/en_ami_meeting_excerpt_4spk.wav" "$S/rv/audio/"
 du -sh "$S/rv"/*
+cp -r "$(dirname "$0")/../../voices" "$S/rv/voices"
+du -sh "$S/rv"/*
 mkdir -p "$OUT"
-rm -f "$OUT"/rv.tar.xz.part-*
-tar -C "$S" -cf - rv | xz -T2 -1 | split -b 58M -d - "$OUT/rv.tar.xz.part-"
+rm -f "$OUT"/rv-*.part-*
+# Two archives, so the data can travel while the binaries are still building.
+what=${WHAT:-data bin}
+for part in $what; do
+  case $part in
+    data) tar -C "$S" -cf - --exclude=rv/bin rv ;;
+    bin) tar -C "$S" -cf - rv/bin ;;
+  esac | xz -T2 -1 | split -b 58M -d - "$OUT/rv-$part.part-"
+done
 ls -la "$OUT"

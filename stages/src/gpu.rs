@@ -46,7 +46,7 @@ pub struct GpuContext {
     pub free: u64,
     pub total: u64,
     /// Keeps the device's primary context alive for the models' libraries.
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "cuda-candle")]
     _device: Option<Arc<revoice_kernels::cuda::DeviceInfo>>,
 }
 
@@ -66,7 +66,7 @@ impl GpuContext {
             device: "simulated".into(),
             free: budget,
             total: budget,
-            #[cfg(feature = "cuda")]
+            #[cfg(feature = "cuda-candle")]
             _device: None,
         }
     }
@@ -98,14 +98,14 @@ fn make_context(request: GpuRequest) -> Option<GpuContext> {
         tracing::info!("--vram 0: every model runs on the CPU");
         return None;
     }
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(not(feature = "cuda-candle"))]
     {
         if let Some(vram) = request.vram {
             tracing::warn!("--vram {} ignored: this revoice was built without the `cuda` feature, so every model runs on the CPU", fmt_bytes(vram));
         }
         None
     }
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "cuda-candle")]
     {
         let info = match revoice_kernels::cuda::probe() {
             Ok(info) => info,

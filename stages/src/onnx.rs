@@ -68,7 +68,7 @@ pub fn session_on_gpu(lib: &Path, model: &Path, threads: usize, memory_limit: u6
     if !model.is_file() {
         return Err(OnnxError::Model { path: model.to_path_buf(), reason: "file not found".into() });
     }
-    #[cfg(feature = "cuda")]
+    #[cfg(feature = "cuda-candle")]
     {
         let cuda = ort::ep::CUDA::default()
             .with_device_id(0)
@@ -86,7 +86,7 @@ pub fn session_on_gpu(lib: &Path, model: &Path, threads: usize, memory_limit: u6
             .commit_from_file(model)
             .map_err(bad)
     }
-    #[cfg(not(feature = "cuda"))]
+    #[cfg(not(feature = "cuda-candle"))]
     {
         let _ = (env, bad, threads, memory_limit);
         Err(OnnxError::Runtime { path: lib.to_path_buf(), reason: "this revoice was built without the `cuda` feature".into() })

@@ -18,6 +18,9 @@ pub(super) fn named<E: Send + 'static>(mut leased: Leased<E>, format: AudioForma
     Ok(LeasedEngine { leased, name, format })
 }
 
+/// Whether whisper.cpp was built with its CUDA backend (the `cuda` feature).
+const WHISPER_HAS_CUDA: bool = cfg!(feature = "cuda");
+
 /// Whisper for `config`: on the GPU under leases when it fits the budget, else on the CPU.
 pub fn speech_to_text(config: &WhisperConfig) -> Result<Box<dyn SpeechToText>, SttError> {
     speech_to_text_in(super::context(), config)
@@ -25,7 +28,10 @@ pub fn speech_to_text(config: &WhisperConfig) -> Result<Box<dyn SpeechToText>, S
 
 pub fn speech_to_text_in(gpu: Option<&GpuContext>, config: &WhisperConfig) -> Result<Box<dyn SpeechToText>, SttError> {
     let path = config.model_file()?;
-    if gpu.is_some() {
+    if gpu.is_some() && !WHISPER_HAS_CUDA {
+        tracing::info!("this revoice's whisper.cpp was built without CUDA (feature `cuda-candle`): Whisper runs on the CPU");
+    }
+    if gpu.is_some() && WHISPER_HAS_CUDA {
         check_ggml_file(&path)?;
         match footprint::whisper(&path, config.beam_size) {
             Ok(fp) => {
