@@ -39,16 +39,20 @@ run() {
 }
 W="--whisper $F/ggml-tiny.en-q8_0.bin"
 L="--style casual --llm $F/SmolLM2-135M-Instruct.Q4_1.gguf"
-echo "== end to end: the same binary on the GPU (default budget) and on the CPU (--vram 0)"
+echo "== end to end, the same binary on the GPU (default budget, then one too small for the LLM) and on the CPU (--vram 0)"
 run gpu-warmup file $A/en_jfk_inaugural.wav -o /tmp/o0.wav $W $L
-run gpu-jfk file $A/en_jfk_inaugural.wav -o /tmp/o1.wav $W
-run cpu-jfk --vram 0 file $A/en_jfk_inaugural.wav -o /tmp/o2.wav $W
-run gpu-ami file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o3.wav $W
-run cpu-ami --vram 0 file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o4.wav $W
-echo "== with the LLM rewriter: all resident, then a budget smaller than both models together"
-run gpu-ami-llm file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o5.wav $W $L
-run gpu-ami-llm-swap --vram 700MiB file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o6.wav $W $L
-run cpu-ami-llm --vram 0 file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o7.wav $W $L
+run gpu-jfk-llm file $A/en_jfk_inaugural.wav -o /tmp/o1.wav $W $L
+run cpu-jfk-llm --vram 0 file $A/en_jfk_inaugural.wav -o /tmp/o2.wav $W $L
+run gpu-ami-llm file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o3.wav $W $L
+run cpu-ami-llm --vram 0 file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o4.wav $W $L
+run gpu-ami-llm-small --vram 300MiB file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o5.wav $W $L
+if [ "${FULL:-}" = 1 ]; then
+  echo "== identity rewriter (Whisper and the voice only)"
+  run gpu-ami file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o6.wav $W
+  run cpu-ami --vram 0 file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o7.wav $W
+  echo "== a budget smaller than Whisper and the LLM together (both on the GPU with --features cuda)"
+  run gpu-ami-llm-swap --vram 700MiB file $A/en_ami_meeting_excerpt_4spk.wav -o /tmp/o8.wav $W $L
+fi
 echo "== kernels against their CPU twins, arbiter on real device memory"
 timeout 90 $B/kernels-device-check > "$RES/kernels.txt" 2>&1; echo "exit $?"
 grep -E 'SUMMARY|FAIL|max rel' "$RES/kernels.txt" | tail -8
