@@ -44,6 +44,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli.global.init_logging();
+    cli.global.init_gpu();
     let result = match cli.command {
         Command::File(args) => cli::file::run(args, &cli.global),
         Command::Models(cmd) => cli::models::run(cmd, &cli.global),
@@ -55,6 +56,9 @@ fn main() -> ExitCode {
         Command::Devices => cli::devices::run(&cli.global),
         Command::Live(args) => cli::live::run(args, &cli.global),
     };
+    if let Some(gpu) = revoice_stages::gpu::made() {
+        tracing::info!("GPU memory on {}: {}", gpu.device, gpu.arbiter.stats());
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -47,6 +47,44 @@ pub fn compile(arch: u32) -> Result<cudarc::nvrtc::Ptx, KernelError> {
     compile_ptx_with_opts(SOURCE, options).map_err(|e| KernelError::Compile(e.to_string()))
 }
 
+/// GPU 0 as the driver describes it, without compiling any kernel: for deciding where
+/// models run. Holds the device's primary context, so the libraries that run the models
+/// (whisper.cpp, candle, ONNX Runtime) find it already made.
+pub struct DeviceInfo {
+    pub name: String,
+    pub free: u64,
+    pub total: u64,
+    _ctx: Arc<CudaContext>,
+}
+
+impl std::fmt::Debug for DeviceInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceInfo").field("name", &self.name).field("free", &self.free).field("total", &self.total).finish()
+    }
+}
+
+impl DeviceInfo {
+    /// Free device memory now, in bytes.
+    pub fn free_now(&self) -> Result<u64, KernelError> {
+        self._ctx.mem_get_info().map(|(free, _)| free as u64).map_err(cuda)
+    }
+}
+
+/// Opens GPU 0 and reads its name and memory. [`KernelError::NoDriver`] or
+/// [`KernelError::NoDevice`] (not a panic) on machines without one.
+pub fn probe() -> Result<DeviceInfo, KernelError> {
+    if !driver_present() {
+        return Err(KernelError::NoDriver);
+    }
+    if CudaContext::device_count().map_err(cuda)? < 1 {
+        return Err(KernelError::NoDevice);
+    }
+    let ctx = CudaContext::new(0).map_err(cuda)?;
+    let (free, total) = ctx.mem_get_info().map_err(cuda)?;
+    let name = ctx.name().unwrap_or_else(|e| format!("unknown ({e})"));
+    Ok(DeviceInfo { name, free: free as u64, total: total as u64, _ctx: ctx })
+}
+
 /// A GPU with the kernels compiled and loaded.
 pub struct Gpu {
     ctx: Arc<CudaContext>,

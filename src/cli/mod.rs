@@ -24,6 +24,15 @@ pub struct Global {
     /// Machine-readable output (JSON) on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// GPU memory the models may use together, e.g. 6GiB or 512MiB (0 keeps every model on
+    /// the CPU). Default: the GPU's free memory less a margin. Only builds with the `cuda`
+    /// feature use a GPU; a model that can never fit runs on the CPU, with a warning.
+    #[arg(long, global = true, value_name = "SIZE", value_parser = parse_vram)]
+    pub vram: Option<u64>,
+}
+
+fn parse_vram(text: &str) -> Result<u64, String> {
+    revoice_pipeline::arbiter::parse_bytes(text).map_err(|e| e.to_string())
 }
 
 impl Global {
@@ -38,6 +47,11 @@ impl Global {
         let filter = tracing_subscriber::EnvFilter::try_from_env("REVOICE_LOG")
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
         tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    }
+
+    /// Passes `--vram` to the stages; the GPU itself is looked for when a model first loads.
+    pub fn init_gpu(&self) {
+        revoice_stages::gpu::configure(revoice_stages::gpu::GpuRequest { vram: self.vram, live: false });
     }
 
     /// A progress bar on a terminal; hidden when stderr is piped, with --quiet or --json.

@@ -21,7 +21,7 @@ use crate::rewrite::{self, RewriterChoice};
 use crate::sink::file::FileSinkSummary;
 use crate::sink::{AudioFileSink, SampleFormat};
 use crate::source::{FileSource, Input};
-use crate::stt::{WhisperConfig, WhisperEngine};
+use crate::stt::WhisperConfig;
 use crate::tts::{self, Overrides, Voice};
 
 /// Why a job could not be set up. Each message names what to fix.
@@ -151,8 +151,8 @@ pub fn file_job(input: &Input, output: &Path, options: &RevoiceOptions) -> Resul
         "stt",
         VAD_SAMPLE_RATE,
         Engine::Load(Box::new(move || {
-            let e = WhisperEngine::from_config(&whisper).map_err(EngineError::failed)?;
-            Ok(Box::new(e) as Box<dyn revoice_pipeline::SpeechToText>)
+            // On the GPU under the memory arbiter when there is one and the model fits.
+            crate::gpu::speech_to_text(&whisper).map_err(EngineError::failed)
         })),
     );
     let choice = options.rewriter.clone();

@@ -16,8 +16,10 @@
 //! | [`report`] | the timeline picture of a re-voiced file |
 //! | [`podcast`] | scripted podcast processing: many episodes, speakers, voices, resume |
 //! | [`live`] | live mode: microphone to speaker, barge-in, latency |
+//! | [`gpu`] | the model stages on a GPU, under the memory arbiter's leases |
 
 pub mod dsp;
+pub mod gpu;
 pub mod job;
 pub mod live;
 pub mod models;

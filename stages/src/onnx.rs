@@ -57,3 +57,38 @@ pub fn session_with(lib: &Path, model: &Path, threads: usize, spinning: bool) ->
         .commit_from_file(model)
         .map_err(bad)
 }
+
+/// Load `model` on ONNX Runtime's CUDA execution provider (GPU 0), its memory arena capped at
+/// `memory_limit` bytes. An error, not a silent CPU session, when the provider cannot be
+/// registered: a runtime built without CUDA, no `libonnxruntime_providers_cuda.so` beside
+/// the runtime library, or a build of revoice without the `cuda` feature.
+pub fn session_on_gpu(lib: &Path, model: &Path, threads: usize, memory_limit: u64) -> Result<Session, OnnxError> {
+    let env = environment(lib)?;
+    let bad = |e: ort::Error| OnnxError::Model { path: model.to_path_buf(), reason: e.to_string() };
+    if !model.is_file() {
+        return Err(OnnxError::Model { path: model.to_path_buf(), reason: "file not found".into() });
+    }
+    #[cfg(feature = "cuda-candle")]
+    {
+        let cuda = ort::ep::CUDA::default()
+            .with_device_id(0)
+            .with_memory_limit(usize::try_from(memory_limit).unwrap_or(usize::MAX))
+            .build()
+            .error_on_failure();
+        Session::builder(env)
+            .map_err(bad)?
+            .with_execution_providers([cuda])
+            .map_err(|e| OnnxError::Runtime { path: lib.to_path_buf(), reason: format!("CUDA execution provider: {e}") })?
+            .with_intra_threads(threads.max(1))
+            .map_err(|e| bad(e.into()))?
+            .with_inter_threads(1)
+            .map_err(|e| bad(e.into()))?
+            .commit_from_file(model)
+            .map_err(bad)
+    }
+    #[cfg(not(feature = "cuda-candle"))]
+    {
+        let _ = (env, bad, threads, memory_limit);
+        Err(OnnxError::Runtime { path: lib.to_path_buf(), reason: "this revoice was built without the `cuda` feature".into() })
+    }
+}

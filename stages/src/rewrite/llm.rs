@@ -30,6 +30,9 @@ pub struct LlmConfig {
     pub max_words: usize,
     /// How many earlier turns of context are shown to the model (the newest ones).
     pub context_turns: usize,
+    /// Run on GPU 0 through candle's CUDA backend (builds with the `cuda` feature). Set by
+    /// [`crate::gpu`] under a lease from the memory arbiter.
+    pub gpu: bool,
 }
 
 impl LlmConfig {
@@ -41,6 +44,7 @@ impl LlmConfig {
             timeout: Duration::from_secs(30),
             max_words: 40,
             context_turns: 3,
+            gpu: false,
         }
     }
 }
@@ -168,7 +172,12 @@ impl Worker {
         let started = std::time::Instant::now();
         let (ct, _) = read_gguf(&config.model)?;
         // The architecture is checked first so an unsupported file gets that message.
-        let model = Transformer::load(&config.model)?;
+        let model = if config.gpu {
+            let device = candle_core::Device::new_cuda(0)?;
+            Transformer::load_on(&config.model, &device)?
+        } else {
+            Transformer::load(&config.model)?
+        };
         let tokenizer = ChatTokenizer::from_gguf(&ct, &config.model)?;
         tracing::info!(model = %config.model.display(), style = %config.style.name, secs = started.elapsed().as_secs_f32(), "rewrite model loaded");
         let system = config.style.system_prompt();

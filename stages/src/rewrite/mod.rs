@@ -117,6 +117,7 @@ pub fn choose(style: &str, instruction: Option<&str>, model: &str) -> Result<Rew
 pub fn build(choice: RewriterChoice) -> Result<Box<dyn Rewriter>, RewriteError> {
     Ok(match choice {
         RewriterChoice::Identity => Box::new(IdentityRewriter),
-        RewriterChoice::Llm(config) => Box::new(LlmRewriter::load(config)?),
+        // On the GPU under the memory arbiter when there is one and the model fits.
+        RewriterChoice::Llm(config) => crate::gpu::rewriter(config)?,
     })
 }

@@ -145,8 +145,15 @@ fn needs_requant(dtype: GgmlDType) -> bool {
 impl Transformer {
     /// Loads the model in `path` onto the CPU.
     pub fn load(path: &Path) -> Result<Self, RewriteError> {
+        Self::load_on(path, &Device::Cpu)
+    }
+
+    /// Loads the model in `path` onto `device`. Tensors are read and re-quantized on the CPU,
+    /// then copied; the token embedding table stays in host memory (rows are looked up there
+    /// and only the rows used are copied). The AVX-512 Q8_0 kernel is for the CPU only.
+    pub fn load_on(path: &Path, device: &Device) -> Result<Self, RewriteError> {
         let (ct, mut reader) = read_gguf(path)?;
-        let device = Device::Cpu;
+        let device = device.clone();
         let arch_name = ct
             .metadata
             .get("general.architecture")
@@ -181,9 +188,17 @@ impl Transformer {
             if !ct.tensor_infos.contains_key(name) {
                 return Err(RewriteError::BadModel { path: path.to_path_buf(), reason: format!("tensor `{name}` missing") });
             }
-            ct.tensor(&mut reader, name, &device).map_err(bad)
+            ct.tensor(&mut reader, name, &Device::Cpu).map_err(bad)
         };
-        let use_q8 = q8::available() && std::env::var_os("REVOICE_NO_Q8_KERNEL").is_none();
+        // Host tensors to the model's device (a no-op on the CPU).
+        let to_device = |t: QTensor| -> Result<QTensor, RewriteError> {
+            if device.is_cpu() {
+                return Ok(t);
+            }
+            let storage = QStorage::from_data(t.data().map_err(bad)?, &device, t.dtype()).map_err(bad)?;
+            QTensor::new(storage, t.shape().clone()).map_err(bad)
+        };
+        let use_q8 = device.is_cpu() && q8::available() && std::env::var_os("REVOICE_NO_Q8_KERNEL").is_none();
         let matmul = |t: QTensor| -> Result<Linear, RewriteError> {
             let t = if needs_requant(t.dtype()) {
                 let f = t.dequantize(&Device::Cpu).map_err(bad)?;
@@ -194,12 +209,13 @@ impl Transformer {
             if use_q8 && let Some(m) = Q8Matrix::from_qtensor(&t) {
                 return Ok(Linear::Q8(m));
             }
-            Ok(Linear::Candle(QMatMul::from_qtensor(t).map_err(bad)?))
+            Ok(Linear::Candle(QMatMul::from_qtensor(to_device(t)?).map_err(bad)?))
         };
+        let norm = |t: QTensor| RmsNorm::from_qtensor(to_device(t)?, eps).map_err(bad);
 
         let embed_raw = get("token_embd.weight")?;
         let vocab = embed_raw.shape().dims()[0];
-        let norm = RmsNorm::from_qtensor(get("output_norm.weight")?, eps).map_err(bad)?;
+        let output_norm = norm(get("output_norm.weight")?)?;
         let output = if ct.tensor_infos.contains_key("output.weight") { get("output.weight")? } else { get("token_embd.weight")? };
         let output = matmul(output)?;
 
@@ -223,8 +239,8 @@ impl Transformer {
                 wv: matmul(get(&format!("{p}.attn_v.weight"))?)?,
                 bias_qkv,
                 wo: matmul(get(&format!("{p}.attn_output.weight"))?)?,
-                attn_norm: RmsNorm::from_qtensor(get(&format!("{p}.attn_norm.weight"))?, eps).map_err(bad)?,
-                ffn_norm: RmsNorm::from_qtensor(get(&format!("{p}.ffn_norm.weight"))?, eps).map_err(bad)?,
+                attn_norm: norm(get(&format!("{p}.attn_norm.weight"))?)?,
+                ffn_norm: norm(get(&format!("{p}.ffn_norm.weight"))?)?,
                 w_gate: matmul(get(&format!("{p}.ffn_gate.weight"))?)?,
                 w_up: matmul(get(&format!("{p}.ffn_up.weight"))?)?,
                 w_down: matmul(get(&format!("{p}.ffn_down.weight"))?)?,
@@ -238,7 +254,7 @@ impl Transformer {
             hyper: Hyper { architecture, n_layer, n_head, n_kv_head, d_model, head_dim, vocab },
             embed_raw,
             layers,
-            norm,
+            norm: output_norm,
             output,
             cos,
             sin,
@@ -269,10 +285,10 @@ impl Transformer {
                 candle_core::bail!("token id {t} outside the vocabulary of {}", self.hyper.vocab);
             }
             let bytes = &data[t * row_bytes..(t + 1) * row_bytes];
-            let storage = QStorage::from_data(Cow::Borrowed(bytes), &self.device, dtype)?;
-            rows.push(QTensor::new(storage, (1, d))?.dequantize(&self.device)?);
+            let storage = QStorage::from_data(Cow::Borrowed(bytes), &Device::Cpu, dtype)?;
+            rows.push(QTensor::new(storage, (1, d))?.dequantize(&Device::Cpu)?);
         }
-        Tensor::cat(&rows, 0)?.unsqueeze(0)
+        Tensor::cat(&rows, 0)?.unsqueeze(0)?.to_device(&self.device)
     }
 
     /// Runs `tokens` at the positions after the cached ones and returns the logits of the last

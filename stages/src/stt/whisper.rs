@@ -39,6 +39,10 @@ pub struct WhisperConfig {
     pub word_times: bool,
     /// Retry at higher temperatures when a decode looks like a loop or is unsure.
     pub temperature_fallback: bool,
+    /// Run on the GPU (builds with the `cuda` feature). Set by [`crate::gpu`] under a lease
+    /// from the memory arbiter, never from a config file.
+    #[serde(skip)]
+    pub gpu: bool,
 }
 
 impl Default for WhisperConfig {
@@ -51,6 +55,7 @@ impl Default for WhisperConfig {
             fit_audio_context: false,
             word_times: true,
             temperature_fallback: true,
+            gpu: false,
         }
     }
 }
@@ -142,7 +147,10 @@ impl WhisperEngine {
     pub fn load(path: &Path, config: &WhisperConfig) -> Result<Self, SttError> {
         whisper_rs::install_logging_hooks();
         check_ggml_file(path)?;
-        let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default()).map_err(|e| {
+        let mut params = WhisperContextParameters::default();
+        // A `cuda` build would use the GPU by default; it may only under a lease (see crate::gpu).
+        params.use_gpu(config.gpu);
+        let ctx = WhisperContext::new_with_params(path, params).map_err(|e| {
             SttError::BadModel { path: path.to_path_buf(), reason: format!("whisper.cpp could not load it ({e})") }
         })?;
         if config.language != "en" && !ctx.is_multilingual() {

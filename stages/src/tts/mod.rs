@@ -131,7 +131,8 @@ pub fn engine_for(voice: &Voice, overrides: &Overrides) -> Result<Box<dyn TextTo
                 sentence_pause: v.sentence_pause,
             };
             let threads = overrides.threads.unwrap_or_else(default_threads);
-            Ok(Box::new(PiperEngine::load(&v.name, &runtime, &model, config, settings, threads)?))
+            // On the GPU under the memory arbiter when there is one and the voice fits.
+            crate::gpu::piper_voice(&v.name, &runtime, &model, config, settings, threads)
         }
     }
 }

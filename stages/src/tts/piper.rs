@@ -48,7 +48,7 @@ struct InferenceSection {
 }
 
 /// A Piper voice's configuration, checked.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct PiperConfig {
     pub sample_rate: u32,
     /// The espeak-ng voice the model was trained with.
@@ -173,6 +173,36 @@ impl PiperEngine {
         // Without spinning: a voice runs a few long inferences per sentence, and busy-waiting
         // threads only take CPU from the rest of the pipeline.
         let session = crate::onnx::session_with(runtime, model, threads, SPINNING)?;
+        Self::from_session(name, session, model, config, settings, threads, started)
+    }
+
+    /// Like [`PiperEngine::load`], on ONNX Runtime's CUDA provider with its memory arena
+    /// capped at `memory_limit` bytes (needs the `cuda` feature and the provider library
+    /// beside the runtime; fails otherwise, so the caller can fall back to the CPU).
+    pub fn load_on_gpu(
+        name: &str,
+        runtime: &Path,
+        model: &Path,
+        config: PiperConfig,
+        settings: PiperSettings,
+        threads: usize,
+        memory_limit: u64,
+    ) -> Result<Self, TtsError> {
+        let started = std::time::Instant::now();
+        espeak::check_language(&settings.language)?;
+        let session = crate::onnx::session_on_gpu(runtime, model, threads, memory_limit)?;
+        Self::from_session(name, session, model, config, settings, threads, started)
+    }
+
+    fn from_session(
+        name: &str,
+        session: Session,
+        model: &Path,
+        config: PiperConfig,
+        settings: PiperSettings,
+        threads: usize,
+        started: std::time::Instant,
+    ) -> Result<Self, TtsError> {
         let inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if !(inputs.contains(&"input") && inputs.contains(&"input_lengths") && inputs.contains(&"scales")) {
             return Err(TtsError::ModelConfig {
