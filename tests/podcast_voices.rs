@@ -22,6 +22,7 @@ whisper = "tiny.en"
 [output]
 dir = "out"
 name = "{index}-{name}.wav"
+formats = ["wav", "flac"]
 loudness = -16.0
 
 [speaker.FEE013]
@@ -147,4 +148,11 @@ fn each_speaker_is_spoken_by_their_own_voice() {
     assert!((c.len() as f64 / rate - 3.5).abs() < 0.5);
     let transcript = std::fs::read_to_string(dir.path().join("out/001-meeting.txt")).unwrap();
     assert!(transcript.contains("FEE013: ") && transcript.contains("FEE016: "), "{transcript}");
+    let srt = std::fs::read_to_string(dir.path().join("out/001-meeting.srt")).unwrap();
+    assert!(srt.starts_with("1\n") && srt.contains(" --> ") && srt.contains("FEE013: "), "{srt}");
+    // The FLAC holds the same audio as the WAV.
+    let input = |name: &str| revoice_stages::source::Input::Path(dir.path().join("out").join(name));
+    let (_, flac) = revoice_stages::source::file::decode_all(&input("001-meeting.flac")).unwrap();
+    let (_, wav) = revoice_stages::source::file::decode_all(&input("001-meeting.wav")).unwrap();
+    assert_eq!(flac, wav);
 }

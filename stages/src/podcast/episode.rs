@@ -278,11 +278,13 @@ fn process_into(
         report.loudness_gain_db = Some(gain);
     }
     check(cancel)?;
-    write_output(&plan.output, &out, out_rate)?;
+    for format in &script.formats {
+        write_output(&plan.output.with_extension(format), &out, out_rate)?;
+    }
     report.output_seconds = out.len() as f64 / f64::from(out_rate);
     lap(&mut report.seconds.mix);
     if script.transcripts {
-        write_transcript(&plan.output.with_extension("txt"), &report.lines)?;
+        write_transcripts(&plan.output, &report.lines)?;
     }
     Ok(())
 }
@@ -400,14 +402,18 @@ fn write_output(path: &Path, samples: &[f32], rate: u32) -> Result<(), PodcastEr
     Ok(())
 }
 
-fn write_transcript(path: &Path, lines: &[LineReport]) -> Result<(), PodcastError> {
+/// `<output>.txt` (one speaker-labelled line each) and `<output>.srt`, at output times.
+fn write_transcripts(output: &Path, lines: &[LineReport]) -> Result<(), PodcastError> {
     let mut text = String::new();
+    let mut cues = Vec::new();
     for l in lines.iter().filter(|l| l.action != "drop") {
         let said = l.rewritten.as_deref().unwrap_or(&l.original);
-        let at = l.placed.as_ref().map_or(l.start, |p| p.output_start);
+        let (at, len) = l.placed.as_ref().map_or((l.start, l.end - l.start), |p| (p.output_start, p.fitted_seconds));
         text.push_str(&format!("[{:02}:{:05.2}] {}: {said}\n", (at / 60.0) as u64, at % 60.0, l.speaker));
+        cues.push(revoice_pipeline::Text::final_text(format!("{}: {said}", l.speaker), revoice_pipeline::TimeSpan::new(at, at + len)));
     }
-    state::write_atomic(path, text.as_bytes())
+    state::write_atomic(&output.with_extension("txt"), text.as_bytes())?;
+    state::write_atomic(&output.with_extension("srt"), crate::stt::format::to_srt(&cues).as_bytes())
 }
 
 #[cfg(test)]

@@ -172,8 +172,9 @@ pub(super) fn check_pattern(p: &str) -> Result<(), String> {
     if rest.contains(['{', '}']) {
         return Err(format!("output name `{p}`: only {{name}}, {{stem}} and {{index}} can be filled in"));
     }
-    if !p.to_ascii_lowercase().ends_with(".wav") {
-        return Err(format!("output name `{p}` must end in .wav"));
+    let lower = p.to_ascii_lowercase();
+    if !lower.ends_with(".wav") && !lower.ends_with(".flac") {
+        return Err(format!("output name `{p}` must end in .wav or .flac"));
     }
     Ok(())
 }

@@ -8,9 +8,10 @@
 //!
 //! [output]
 //! dir = "out"           # relative to the script
-//! name = "{name}.wav"   # {name}, {stem}, {index}
+//! name = "{name}.wav"   # {name}, {stem}, {index}; .wav or .flac
+//! formats = ["wav", "flac"]  # each is written (default: the name's extension)
 //! loudness = -16.0      # LUFS; left out: the level is left as it is
-//! transcripts = true
+//! transcripts = true   # .txt (speaker-labelled) and .srt of what is said
 //!
 //! [speaker.FEE013]      # speakers every episode knows
 //! voice = "espeak-en"
@@ -138,11 +139,18 @@ pub struct Script {
     pub language: String,
     pub out_dir: PathBuf,
     pub rate: u32,
+    /// Audio formats written for each episode (`wav`, `flac`).
+    pub formats: Vec<String>,
     pub transcripts: bool,
     pub report: PathBuf,
     pub state_dir: PathBuf,
     /// Things that are allowed but look like mistakes (a speaker no episode has).
     pub warnings: Vec<String>,
+}
+
+/// `wav` or `flac`, from an output name pattern (checked to end in one of them).
+fn name_extension(pattern: &str) -> String {
+    if pattern.to_ascii_lowercase().ends_with(".flac") { "flac".into() } else { "wav".into() }
 }
 
 /// Read and check the script at `path`. Nothing is loaded or written.
@@ -194,9 +202,9 @@ impl Ctx<'_> {
         let base_speaker = RawSpeaker { voice: d.voice.clone(), style: d.style.clone(), instruction: d.instruction.clone(), keep: None };
         let o = &raw.output;
         if let Some(f) = &o.formats
-            && let Some(bad) = f.get_ref().iter().find(|f| !f.eq_ignore_ascii_case("wav"))
+            && let Some(bad) = f.get_ref().iter().find(|f| !["wav", "flac"].contains(&f.to_ascii_lowercase().as_str()))
         {
-            return Err(self.at(f, format!("output format `{bad}` is not supported; use \"wav\"")));
+            return Err(self.at(f, format!("output format `{bad}` is not supported; use \"wav\" or \"flac\"")));
         }
         if let Some(l) = &o.loudness
             && !(-70.0..=0.0).contains(l.get_ref())
@@ -245,6 +253,10 @@ impl Ctx<'_> {
             whisper_model: d.whisper.as_ref().map(|s| s.get_ref().clone()),
             language,
             rate: o.rate.as_ref().map_or(22_050, |r| *r.get_ref()),
+            formats: match &o.formats {
+                Some(f) if !f.get_ref().is_empty() => f.get_ref().iter().map(|f| f.to_ascii_lowercase()).collect(),
+                _ => vec![name_extension(&name_pattern)],
+            },
             transcripts: o.transcripts.unwrap_or(true),
             report: o.report.as_ref().map_or_else(|| out_dir.join("podcast-report.json"), |s| self.base.join(s.get_ref())),
             state_dir: o.state_dir.as_ref().map_or_else(|| out_dir.join(".revoice-state"), |s| self.base.join(s.get_ref())),
