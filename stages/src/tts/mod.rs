@@ -32,7 +32,7 @@ use espeak::EspeakError;
 pub enum TtsError {
     #[error("voice profile {path}: {reason}")]
     Profile { path: PathBuf, reason: String },
-    #[error("no voice named `{name}` (known: {}; looked in {}); `revoice voices list` shows them", known.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error("no voice named `{name}` (known: {}; besides the built-in voices, looked in {}); `revoice voices list` shows them", known.join(", "), dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
     UnknownVoice { name: String, known: Vec<String>, dirs: Vec<PathBuf> },
     #[error("{path}: voice model not found; check the voice's `model`, or `revoice models import` it")]
     ModelMissing { path: PathBuf },

@@ -165,17 +165,30 @@ pub enum ModelRef {
     Path(PathBuf),
 }
 
+/// The voices shipped in `voices/`, built into the binary so that it finds them wherever it
+/// is installed: (file name, profile).
+const BUILT_IN: &[(&str, &str)] = &[
+    ("espeak-de.toml", include_str!("../../../voices/espeak-de.toml")),
+    ("espeak-en.toml", include_str!("../../../voices/espeak-en.toml")),
+    ("joe.toml", include_str!("../../../voices/joe.toml")),
+];
+
+/// Where built-in profiles say they come from (relative model paths are not used by them).
+pub const BUILT_IN_SOURCE: &str = "(built in)";
+
+/// The voices built into the binary (the bundled `voices/` folder as it was at build time).
+pub fn built_in() -> Result<Vec<Voice>, TtsError> {
+    BUILT_IN.iter().map(|(file, text)| Voice::from_toml(text, &Path::new(BUILT_IN_SOURCE).join(file))).collect()
+}
+
 /// The folders voice profiles are read from, lowest priority first: `REVOICE_VOICES`
-/// alone when set; else the bundled `voices/` and the user's `~/.config/revoice/voices/`.
+/// alone when set; else the user's `~/.config/revoice/voices/`. The built-in voices come
+/// before either.
 pub fn voice_dirs() -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("REVOICE_VOICES").filter(|d| !d.is_empty()) {
         return std::env::split_paths(&dir).collect();
     }
-    let mut dirs = vec![bundled_dir()];
-    if let Some(config) = dirs::config_dir() {
-        dirs.push(config.join("revoice").join("voices"));
-    }
-    dirs
+    dirs::config_dir().map(|c| c.join("revoice").join("voices")).into_iter().collect()
 }
 
 /// The `voices/` folder of this source tree.
@@ -205,9 +218,10 @@ pub fn load_voices(dir: &Path) -> Result<Vec<Voice>, TtsError> {
     Ok(voices)
 }
 
-/// All voices from `dirs`; a later folder's voice replaces an earlier one of the same name.
+/// The built-in voices and all voices from `dirs`; a later folder's voice replaces an
+/// earlier one (or a built-in one) of the same name.
 pub fn load_all(dirs: &[PathBuf]) -> Result<Vec<Voice>, TtsError> {
-    let mut by_name = BTreeMap::new();
+    let mut by_name: BTreeMap<String, Voice> = built_in()?.into_iter().map(|v| (v.name.clone(), v)).collect();
     for dir in dirs {
         for v in load_voices(dir)? {
             by_name.insert(v.name.clone(), v);
@@ -248,6 +262,22 @@ mod tests {
     }
 
     #[test]
+    fn every_bundled_file_is_built_in_as_it_is() {
+        let mut files: Vec<String> = std::fs::read_dir(bundled_dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|f| f.ends_with(".toml"))
+            .collect();
+        files.sort();
+        let built: Vec<&str> = BUILT_IN.iter().map(|(f, _)| *f).collect();
+        assert_eq!(files, built, "add new files in voices/ to BUILT_IN");
+        for (file, text) in BUILT_IN {
+            assert_eq!(std::fs::read_to_string(bundled_dir().join(file)).unwrap(), *text);
+        }
+        assert_eq!(built_in().unwrap().len(), BUILT_IN.len());
+    }
+
+    #[test]
     fn unknown_fields_and_bad_values_name_the_file() {
         let p = Path::new("/x/v.toml");
         let e = Voice::from_toml("name = \"a\"\nengine = \"espeak\"\nlanguage = \"en\"\nspeed = 2\n", p).unwrap_err();
@@ -261,17 +291,23 @@ mod tests {
     }
 
     #[test]
-    fn user_folder_overrides_bundled_by_name() {
+    fn user_folder_overrides_built_in_and_earlier_folders_by_name() {
         let a = tempfile::tempdir().unwrap();
         let b = tempfile::tempdir().unwrap();
         std::fs::write(a.path().join("x.toml"), "name = \"x\"\nengine = \"espeak\"\nlanguage = \"en\"\n").unwrap();
         std::fs::write(a.path().join("y.toml"), "name = \"y\"\nengine = \"espeak\"\nlanguage = \"en\"\n").unwrap();
         std::fs::write(b.path().join("mine.toml"), "name = \"x\"\nengine = \"espeak\"\nlanguage = \"de\"\n").unwrap();
         std::fs::write(b.path().join("notes.txt"), "not a voice").unwrap();
+        std::fs::write(b.path().join("joe.toml"), "name = \"joe\"\nengine = \"espeak\"\nlanguage = \"en\"\n").unwrap();
         let all = load_all(&[a.path().to_path_buf(), b.path().to_path_buf()]).unwrap();
-        assert_eq!(all.len(), 2);
-        assert_eq!(all[0].language, "de");
-        assert_eq!(all[0].source, b.path().join("mine.toml"));
+        let x = all.iter().find(|v| v.name == "x").unwrap();
+        assert_eq!(x.language, "de");
+        assert_eq!(x.source, b.path().join("mine.toml"));
+        assert!(all.iter().any(|v| v.name == "y"));
+        // A user's file replaces a built-in voice of the same name; the others stay.
+        assert_eq!(all.iter().find(|v| v.name == "joe").unwrap().engine, EngineKind::Espeak);
+        assert!(all.iter().any(|v| v.name == "espeak-de"));
+        assert_eq!(all.len(), 2 + BUILT_IN.len());
         assert!(load_voices(&a.path().join("missing")).unwrap().is_empty());
     }
 
