@@ -48,7 +48,7 @@ fn greedy_is_identical_across_runs_qwen() {
 fn seeded_sampling_is_reproducible() {
     let path = model("smollm2-135m-instruct");
     let mut config = LlmConfig::new(path, Style::preset("casual").unwrap());
-    config.sampling = Sampling { seed: 42, temperature: Some(0.9), top_p: Some(0.95) };
+    config.sampling = Sampling { seed: 42, temperature: Some(0.9), top_p: Some(0.95), ..Sampling::default() };
     let mut a = LlmRewriter::load(config.clone()).unwrap();
     let one = rewrite(&mut a, TEXT, &[]);
     let two = rewrite(&mut a, TEXT, &[]);

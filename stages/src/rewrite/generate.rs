@@ -19,12 +19,38 @@ pub struct Sampling {
     /// None: greedy (always the most likely token).
     pub temperature: Option<f64>,
     pub top_p: Option<f64>,
+    /// Greedy only: up to this many tokens are drafted per step by copying what followed the
+    /// last generated tokens where they occur in the prompt (a rewrite repeats much of its
+    /// input), and checked in one batched model call. The output is the one greedy decoding
+    /// gives; only the number of model calls changes. 0 turns it off.
+    pub draft: usize,
 }
 
 impl Default for Sampling {
     fn default() -> Self {
-        Self { seed: 299_792_458, temperature: None, top_p: None }
+        Self { seed: 299_792_458, temperature: None, top_p: None, draft: 10 }
     }
+}
+
+/// The longest n-gram looked up when drafting.
+const DRAFT_NGRAM: usize = 3;
+
+/// Prompt-lookup draft: the tokens that followed the latest occurrence in `source` of the
+/// longest tail of `generated` (3 tokens down to 1) that occurs there, at most `max` of them.
+fn lookup_draft<'a>(source: &'a [u32], generated: &[u32], max: usize) -> &'a [u32] {
+    if max == 0 {
+        return &[];
+    }
+    for n in (1..=DRAFT_NGRAM.min(generated.len())).rev() {
+        let tail = &generated[generated.len() - n..];
+        if let Some(at) = source.windows(n).rposition(|w| w == tail) {
+            let from = at + n;
+            if from < source.len() {
+                return &source[from..(from + max).min(source.len())];
+            }
+        }
+    }
+    &[]
 }
 
 /// Timings of the last model call, for benches and logs.
@@ -42,6 +68,9 @@ pub struct Timing {
     pub attempts: usize,
     /// Whether the last utterance fell back to the original text.
     pub fell_back: bool,
+    /// Draft tokens checked, and how many of them the model agreed with.
+    pub drafted: usize,
+    pub accepted: usize,
 }
 
 /// A model, its tokenizer and what its KV cache holds.
@@ -66,7 +95,7 @@ pub enum Attempt {
 /// What one attempt is asked to do.
 pub struct AttemptSpec<'a> {
     pub system: &'a str,
-    pub example: Option<&'a (String, String)>,
+    pub examples: &'a [(String, String)],
     pub context: &'a [Turn],
     pub text: &'a str,
     /// Syllables the model is asked to stay within (a request, never a cut: a long answer
@@ -100,7 +129,7 @@ impl Generator {
     pub fn prompt(&self, spec: &AttemptSpec<'_>) -> Result<Vec<u32>, RewriteError> {
         let t = &self.tokenizer;
         let mut p = t.message(Role::System, spec.system)?;
-        if let Some((input, output)) = spec.example {
+        for (input, output) in spec.examples {
             p.extend(t.message(Role::User, input)?);
             p.extend(t.message(Role::Assistant, output)?);
         }
@@ -155,12 +184,13 @@ impl Generator {
         let max_new = spec.max_new_tokens.min(room);
         let mut logits = self.prefill(&prompt)?;
         let mut sampler = LogitsProcessor::new(spec.sampling.seed, spec.sampling.temperature, spec.sampling.top_p);
-        let mut stream = Stream::new(spec.required);
-        let mut generated: Vec<u32> = Vec::new();
-        let mut decoded_len = 0;
+        let draft_max = if spec.sampling.temperature.is_none() { spec.sampling.draft } else { 0 };
+        let mut out = Output { stream: Stream::new(spec.required), generated: Vec::new(), decoded_len: 0 };
         let decode_started = Instant::now();
+        self.last.drafted = 0;
+        self.last.accepted = 0;
         let mut ended = End::Runaway;
-        while generated.len() < max_new {
+        while out.generated.len() < max_new {
             if stop.should_stop() {
                 return Ok(Attempt::Stopped);
             }
@@ -169,35 +199,79 @@ impl Generator {
                 break;
             }
             let next = sampler.sample(&logits)?;
-            if generated.is_empty() {
+            if out.generated.is_empty() {
                 self.last.first_token = started.elapsed();
             }
-            if self.tokenizer.is_stop(next) {
-                ended = End::Eos;
+            if let Some(end) = out.take(next, &self.tokenizer, emit)? {
+                ended = end;
                 break;
             }
-            generated.push(next);
-            let text = self.tokenizer.decode(&generated)?;
-            if !text.ends_with('\u{FFFD}') && text.len() > decoded_len {
-                let piece = text[decoded_len.min(text.len())..].to_string();
-                decoded_len = text.len();
-                match stream.push(&piece, emit) {
-                    Flow::Go => {}
-                    Flow::End => {
-                        ended = End::Eos;
-                        break;
-                    }
-                    Flow::Invented(what) => {
-                        ended = End::Invented(what);
-                        break;
-                    }
-                }
+            let draft = lookup_draft(&prompt, &out.generated, draft_max.min(max_new - out.generated.len()));
+            if draft.is_empty() {
+                logits = self.step(next)?;
+                continue;
             }
-            logits = self.step(next)?;
+            // `next` and the draft in one call; row i of the logits follows token i.
+            let mut batch = Vec::with_capacity(draft.len() + 1);
+            batch.push(next);
+            batch.extend_from_slice(draft);
+            let base = self.cached.len();
+            let all = self.model.forward_all(&batch)?;
+            self.cached.extend_from_slice(&batch);
+            let mut agreed = 0;
+            let mut end = None;
+            while agreed < draft.len() && end.is_none() {
+                if sampler.sample(&all.get(agreed)?)? != draft[agreed] {
+                    break;
+                }
+                end = out.take(draft[agreed], &self.tokenizer, emit)?;
+                agreed += 1;
+            }
+            self.last.drafted += draft.len();
+            self.last.accepted += agreed;
+            // Keys and values of rejected draft tokens are dropped.
+            self.model.truncate(base + 1 + agreed);
+            self.cached.truncate(base + 1 + agreed);
+            if let Some(end) = end {
+                ended = end;
+                break;
+            }
+            logits = all.get(agreed)?;
         }
+        let generated = out.generated;
+        let stream = out.stream;
         self.last.generated = generated.len();
         self.last.decode = decode_started.elapsed();
         Ok(stream.finish(ended, emit))
+    }
+}
+
+/// What has been generated so far in one attempt.
+struct Output<'a> {
+    stream: Stream<'a>,
+    generated: Vec<u32>,
+    /// Bytes of the decoded text already passed to the stream.
+    decoded_len: usize,
+}
+
+impl Output<'_> {
+    /// Takes the next token; Some when the answer ends with it.
+    fn take(&mut self, token: u32, tokenizer: &ChatTokenizer, emit: &mut dyn FnMut(&str)) -> Result<Option<End>, RewriteError> {
+        if tokenizer.is_stop(token) {
+            return Ok(Some(End::Eos));
+        }
+        self.generated.push(token);
+        let text = tokenizer.decode(&self.generated)?;
+        if text.ends_with('\u{FFFD}') || text.len() <= self.decoded_len {
+            return Ok(None);
+        }
+        let piece = text[self.decoded_len.min(text.len())..].to_string();
+        self.decoded_len = text.len();
+        Ok(match self.stream.push(&piece, emit) {
+            Flow::Go => None,
+            Flow::End => Some(End::Eos),
+            Flow::Invented(what) => Some(End::Invented(what)),
+        })
     }
 }
 
@@ -391,6 +465,21 @@ mod tests {
         let (a, out) = run(&["Anna phoned me up, ", long], &req, End::Eos);
         assert!(matches!(a, Attempt::Done(ref t) if t == &format!("Anna phoned me up, {long}")), "{a:?}");
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn drafts_continue_the_latest_match_of_the_longest_tail() {
+        let source = [1, 2, 3, 4, 5, 9, 2, 3, 7, 8];
+        // "2 3" occurs twice; the latest occurrence is followed by 7 8.
+        assert_eq!(lookup_draft(&source, &[2, 3], 5), &[7, 8]);
+        // The 3-gram "1 2 3" beats the later 2-gram match.
+        assert_eq!(lookup_draft(&source, &[1, 2, 3], 3), &[4, 5, 9]);
+        // Falls back to one token; nothing follows the source's last token.
+        assert_eq!(lookup_draft(&source, &[6, 5], 2), &[9, 2]);
+        assert!(lookup_draft(&source, &[8], 4).is_empty());
+        assert!(lookup_draft(&source, &[6], 4).is_empty());
+        assert!(lookup_draft(&source, &[], 4).is_empty());
+        assert!(lookup_draft(&source, &[2, 3], 0).is_empty());
     }
 
     #[test]

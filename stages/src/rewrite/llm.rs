@@ -28,7 +28,9 @@ pub struct LlmConfig {
     pub timeout: Duration,
     /// Utterances longer than this many words are rewritten in pieces of at most this size.
     pub max_words: usize,
-    /// How many earlier turns of context are shown to the model (the newest ones).
+    /// How many earlier turns of context the model sees at least (when there are that many).
+    /// The window is moved in steps so that its start stays put for a few utterances and the
+    /// cached keys and values of the turns in it are reused: it holds up to twice as many.
     pub context_turns: usize,
     /// Run on GPU 0 through candle's CUDA backend (builds with the `cuda` feature). Set by
     /// [`crate::gpu`] under a lease from the memory arbiter.
@@ -165,6 +167,8 @@ struct Worker {
     generator: Generator,
     config: LlmConfig,
     system: String,
+    /// The first turn of the context window shown last time.
+    window_head: Option<Turn>,
 }
 
 impl Worker {
@@ -181,7 +185,7 @@ impl Worker {
         let tokenizer = ChatTokenizer::from_gguf(&ct, &config.model)?;
         tracing::info!(model = %config.model.display(), style = %config.style.name, secs = started.elapsed().as_secs_f32(), "rewrite model loaded");
         let system = config.style.system_prompt();
-        Ok(Self { generator: Generator::new(model, tokenizer), config, system })
+        Ok(Self { generator: Generator::new(model, tokenizer), config, system, window_head: None })
     }
 
     fn describe(&self) -> String {
@@ -217,6 +221,24 @@ impl Worker {
         Ok(out.join(" "))
     }
 
+    /// The turns of `context` the model sees: from the same first turn as last time while
+    /// that leaves at most 2 × `context_turns` − 1 turns (the prompt then starts as the cached
+    /// one did, and only the new turns are prefilled), else the newest `context_turns`.
+    fn window<'c>(&mut self, context: &'c [Turn]) -> &'c [Turn] {
+        let want = self.config.context_turns;
+        if want == 0 {
+            return &[];
+        }
+        let start = self
+            .window_head
+            .as_ref()
+            .and_then(|head| context.iter().rposition(|t| t == head))
+            .filter(|&i| context.len() - i < 2 * want)
+            .unwrap_or(context.len().saturating_sub(want));
+        self.window_head = context.get(start).cloned();
+        &context[start..]
+    }
+
     fn rewrite_one(
         &mut self,
         text: &str,
@@ -225,6 +247,7 @@ impl Worker {
         stop: &StopCheck,
         emit: &mut dyn FnMut(&str),
     ) -> Result<String, EngineError> {
+        let turns = self.window(context);
         let style = &self.config.style;
         let context_text: Vec<&str> = context.iter().flat_map(|t| [t.original.as_str(), t.rewritten.as_str()]).collect();
         let required = Required::with_context(text, &context_text.join(" "), style.english);
@@ -233,7 +256,6 @@ impl Worker {
         // runs long is sped up, borrows the pause after it, or runs over (the timing fit's
         // job), but it keeps everything that was said. Only a runaway answer is cut.
         let max_new = input_tokens * 2 + 24;
-        let turns = &context[context.len().saturating_sub(self.config.context_turns)..];
         let mut keep: Vec<String> = Vec::new();
         self.generator.last.fell_back = false;
         for round in 0..2 {
@@ -241,7 +263,7 @@ impl Worker {
             let told = budget.map(|b| if round == 0 { b } else { (b * 3 / 4).max(1) });
             let spec = AttemptSpec {
                 system: &self.system,
-                example: style.example.as_ref(),
+                examples: &style.examples,
                 context: turns,
                 text,
                 told,
@@ -251,7 +273,18 @@ impl Worker {
                 timeout: self.config.timeout,
                 sampling: self.config.sampling,
             };
-            match self.generator.attempt(&spec, emit, stop).map_err(EngineError::failed)? {
+            let attempt = self.generator.attempt(&spec, emit, stop).map_err(EngineError::failed)?;
+            let t = &self.generator.last;
+            tracing::debug!(
+                prefilled = t.prefilled,
+                prefill_ms = t.prefill.as_millis() as u64,
+                generated = t.generated,
+                decode_ms = t.decode.as_millis() as u64,
+                drafted = t.drafted,
+                accepted = t.accepted,
+                "rewrite attempt"
+            );
+            match attempt {
                 Attempt::Done(t) => return Ok(t),
                 Attempt::Stopped => return Err(EngineError::Stopped),
                 Attempt::Failed(why) => {

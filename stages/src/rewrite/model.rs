@@ -294,6 +294,22 @@ impl Transformer {
     /// Runs `tokens` at the positions after the cached ones and returns the logits of the last
     /// token ([vocab] f32). The tokens join the cache.
     pub fn forward(&mut self, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        let x = self.hidden(tokens)?;
+        let last = x.narrow(1, tokens.len() - 1, 1)?;
+        let last = self.norm.forward(&last)?;
+        self.output.forward(&last)?.flatten_all()
+    }
+
+    /// Like [`forward`](Self::forward), but returns the logits after every token
+    /// ([tokens, vocab] f32): row i predicts the token that follows `tokens[i]`.
+    pub fn forward_all(&mut self, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        let x = self.hidden(tokens)?;
+        let x = self.norm.forward(&x)?;
+        self.output.forward(&x)?.squeeze(0)
+    }
+
+    /// The last layer's output for `tokens` ([1, tokens, width]); the tokens join the cache.
+    fn hidden(&mut self, tokens: &[u32]) -> candle_core::Result<Tensor> {
         let s = tokens.len();
         let pos = self.cached;
         if s == 0 {
@@ -358,9 +374,7 @@ impl Transformer {
             x = (layer.w_down.forward(&(gate * up)?)? + x1)?;
         }
         self.cached = pos + s;
-        let last = x.narrow(1, s - 1, 1)?;
-        let last = self.norm.forward(&last)?;
-        self.output.forward(&last)?.flatten_all()
+        Ok(x)
     }
 }
 

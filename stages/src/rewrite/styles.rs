@@ -16,8 +16,9 @@ pub const IDENTITY: &str = "identity";
 #[serde(deny_unknown_fields)]
 struct Entry {
     instruction: String,
+    /// Worked examples: (input, output) pairs.
     #[serde(default)]
-    example: Option<[String; 2]>,
+    example: Vec<[String; 2]>,
     #[serde(default = "yes")]
     english: bool,
     #[serde(default)]
@@ -42,8 +43,9 @@ pub struct Style {
     pub name: String,
     /// One or two sentences telling the model how to rewrite.
     pub instruction: String,
-    /// A worked example (input, output) shown before the real utterances.
-    pub example: Option<(String, String)>,
+    /// Worked examples (input, output) shown before the real utterances. They are part of
+    /// the fixed start of every prompt, so the model reads them once and keeps them cached.
+    pub examples: Vec<(String, String)>,
     /// Whether the output is English (English-only checks apply).
     pub english: bool,
 }
@@ -65,14 +67,14 @@ impl Style {
             }
             let entry = all.remove("translate").expect("styles.toml has a translate entry");
             let display = capitalize(language);
-            let example = match (&entry.example_input, entry.examples.get(language)) {
-                (Some(input), Some(output)) => Some((input.clone(), output.clone())),
-                _ => None,
+            let examples = match (&entry.example_input, entry.examples.get(language)) {
+                (Some(input), Some(output)) => vec![(input.clone(), output.clone())],
+                _ => Vec::new(),
             };
             return Ok(Self {
                 name: lower.clone(),
                 instruction: entry.instruction.replace("{language}", &display),
-                example,
+                examples,
                 english: language == "english",
             });
         }
@@ -80,7 +82,7 @@ impl Style {
             Some(entry) if lower != "translate" => Ok(Self {
                 name: lower,
                 instruction: entry.instruction,
-                example: entry.example.map(|[a, b]| (a, b)),
+                examples: entry.example.into_iter().map(|[a, b]| (a, b)).collect(),
                 english: entry.english,
             }),
             _ => Err(RewriteError::UnknownStyle { name: name.to_string(), known: Self::preset_names() }),
@@ -93,7 +95,7 @@ impl Style {
         if instruction.is_empty() {
             return Err(RewriteError::EmptyInstruction);
         }
-        Ok(Self { name: "custom".to_string(), instruction: instruction.to_string(), example: None, english: true })
+        Ok(Self { name: "custom".to_string(), instruction: instruction.to_string(), examples: Vec::new(), english: true })
     }
 
     /// The system prompt for this style.
@@ -122,14 +124,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_preset_parses_and_has_an_example() {
+    fn every_preset_parses_and_has_examples() {
         let names = Style::preset_names();
         for n in ["formal", "casual", "concise", "plain-english", "friendly", "pirate", "translate-to-LANGUAGE"] {
             assert!(names.contains(&n.to_string()), "{n} missing from {names:?}");
         }
         for n in names.iter().filter(|n| !n.starts_with("translate")) {
             let s = Style::preset(n).unwrap();
-            assert!(s.example.is_some(), "{n}");
+            assert!(s.examples.len() >= 3, "{n}");
             assert!(s.english);
         }
     }
@@ -138,10 +140,10 @@ mod tests {
     fn translate_fills_in_the_language() {
         let s = Style::preset("translate-to-French").unwrap();
         assert_eq!(s.instruction, "Translate it into French. Keep names and numbers as they are.");
-        assert_eq!(s.example.unwrap().1, "Maria ne veut pas 2 cafés.");
+        assert_eq!(s.examples[0].1, "Maria ne veut pas 2 cafés.");
         assert!(!s.english);
         let s = Style::preset("translate-to-klingon").unwrap();
-        assert!(s.example.is_none());
+        assert!(s.examples.is_empty());
     }
 
     #[test]
