@@ -80,3 +80,80 @@ async fn an_engine_that_fails_to_load_fails_its_stage() {
     let e = graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap_err();
     assert_eq!(e.to_string(), "stt: model.bin: not a ggml file");
 }
+
+/// Takes up to 30 s of utterances at once; writes down the seconds it got in each call. The
+/// first call is slow, so that the others find utterances waiting.
+struct PackingStt {
+    calls: std::sync::Arc<std::sync::Mutex<Vec<Vec<f64>>>>,
+}
+
+impl revoice_pipeline::SpeechToText for PackingStt {
+    fn name(&self) -> String {
+        "packing-stt".into()
+    }
+    fn sample_rate(&self) -> u32 {
+        16_000
+    }
+    fn transcribe(&mut self, audio: &[f32], offset: f64, stop: &revoice_pipeline::StopCheck) -> Result<Vec<revoice_pipeline::Text>, revoice_pipeline::EngineError> {
+        Ok(self.transcribe_many(&[(audio, offset)], stop)?.remove(0))
+    }
+    fn pack_seconds(&self) -> f64 {
+        30.0
+    }
+    fn transcribe_many(
+        &mut self,
+        utterances: &[(&[f32], f64)],
+        _stop: &revoice_pipeline::StopCheck,
+    ) -> Result<Vec<Vec<revoice_pipeline::Text>>, revoice_pipeline::EngineError> {
+        let mut calls = self.calls.lock().unwrap();
+        if calls.is_empty() {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        calls.push(utterances.iter().map(|(a, _)| a.len() as f64 / 16_000.0).collect());
+        Ok(utterances
+            .iter()
+            .map(|(a, o)| vec![revoice_pipeline::Text::final_text(format!("at {o}"), TimeSpan::new(*o, o + a.len() as f64 / 16_000.0))])
+            .collect())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiting_utterances_share_a_window_and_come_out_in_order_framed() {
+    let mut frames = Vec::new();
+    for k in 0..6u64 {
+        frames.extend(utterance(k + 1, 10.0 * k as f64, 8.0));
+    }
+    let calls = std::sync::Arc::default();
+    let stt = PackingStt { calls: std::sync::Arc::clone(&calls) };
+    let (sink, received) = CollectingSink::new(Port::Text);
+    let graph = GraphBuilder::new()
+        .stage(Box::new(ScriptedSource { output: Port::audio(AudioFormat::mono(16_000)), frames }), EdgeConfig::blocking(64))
+        .stage(Box::new(SttStage::new("stt", 16_000, Engine::Ready(Box::new(stt)))), EdgeConfig::blocking(64))
+        .stage(Box::new(sink), EdgeConfig::default())
+        .build()
+        .unwrap();
+    graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap();
+    // Every utterance: its start marker, its text, its end marker, in input order.
+    let seen: Vec<(u64, String)> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let what = match &f.payload {
+                Payload::Marker(Marker::UtteranceStart { .. }) => "start".to_string(),
+                Payload::Marker(Marker::UtteranceEnd { .. }) => "end".to_string(),
+                Payload::Text(t) => t.text.clone(),
+                other => format!("{other:?}"),
+            };
+            (f.utterance, what)
+        })
+        .collect();
+    let expected: Vec<(u64, String)> = (0..6u64)
+        .flat_map(|k| [(k + 1, "start".to_string()), (k + 1, format!("at {}", 10 * k)), (k + 1, "end".to_string())])
+        .collect();
+    assert_eq!(seen, expected);
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.iter().map(Vec::len).sum::<usize>(), 6, "{calls:?}");
+    assert!(calls.len() < 6, "waiting utterances were not packed: {calls:?}");
+    assert!(calls.iter().all(|c| c.iter().sum::<f64>() <= 30.0), "a pack over 30 s: {calls:?}");
+}

@@ -74,6 +74,22 @@ pub trait SpeechToText: Send {
         offset: f64,
         stop: &StopCheck,
     ) -> Result<Vec<Text>, EngineError>;
+
+    /// How many seconds of utterances the engine takes in one [`Self::transcribe_many`]
+    /// call; 0 when it gains nothing from taking several at once.
+    fn pack_seconds(&self) -> f64 {
+        0.0
+    }
+
+    /// Transcribe several utterances ((audio, offset) each, in order); one list of texts per
+    /// utterance. An engine with a fixed window (Whisper's 30 s) runs them together.
+    fn transcribe_many(
+        &mut self,
+        utterances: &[(&[f32], f64)],
+        stop: &StopCheck,
+    ) -> Result<Vec<Vec<Text>>, EngineError> {
+        utterances.iter().map(|(audio, offset)| self.transcribe(audio, *offset, stop)).collect()
+    }
 }
 
 /// How long a rewrite may be, so that it fits the slot of the original speech.

@@ -175,7 +175,9 @@ pub fn file_job(input: &Input, output: &Path, options: &RevoiceOptions) -> Resul
         .converter(Box::new(crate::registry::converter))
         .stage(Box::new(source), small)
         .stage(Box::new(ProcessorStage(Resample::new(AudioFormat::mono(VAD_SAMPLE_RATE)))), small)
-        .stage(Box::new(ProcessorStage(vad)), small)
+        // Room for a few whole utterances (three frames each): Whisper takes those that wait
+        // together in one window.
+        .stage(Box::new(ProcessorStage(vad)), EdgeConfig::blocking(3 * 8))
         .stage(Box::new(stt), small)
         .stage(Box::new(ProcessorStage(TextTap::new(texts.clone(), false))), small)
         .stage(Box::new(rewrite), small)

@@ -4,7 +4,7 @@
 //! Engines load on the stage's own thread when the graph starts (the builder checks the
 //! graph before any weights load); a load error becomes the stage's error.
 
-use crate::engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, TextToSpeech, Turn};
+use crate::engine::{Budget, EngineError, RewriteRequest, Rewriter, TextToSpeech, Turn};
 use crate::frame::{AudioChunk, AudioFormat, Frame, Marker, Payload, Text, UtteranceId};
 use crate::stage::{Admit, EpochGate, Port, Ports, Stage, StageBody, StageError, StageIo};
 
@@ -23,111 +23,16 @@ impl<T: ?Sized> Engine<T> {
     }
 }
 
-/// The longest stretch of audio handed to the recogniser at once when no VAD cut it.
-const MAX_UNCUT_SECONDS: f64 = 30.0;
+mod stt;
+pub use stt::SttStage;
 
-/// Speech to text: collects an utterance's audio (between the VAD's markers) and emits its
-/// text, framed by the same markers.
-pub struct SttStage {
-    name: String,
-    sample_rate: u32,
-    engine: Engine<dyn SpeechToText>,
-}
-
-impl SttStage {
-    /// `sample_rate` is the mono rate the engine takes (known before it loads).
-    pub fn new(name: impl Into<String>, sample_rate: u32, engine: Engine<dyn SpeechToText>) -> Self {
-        Self { name: name.into(), sample_rate, engine }
-    }
-}
-
-impl Stage for SttStage {
-    fn name(&self) -> String {
-        self.name.clone()
-    }
-
-    fn ports(&self) -> Ports {
-        Ports { input: Port::audio(AudioFormat::mono(self.sample_rate)), output: Port::Text }
-    }
-
-    fn start(self: Box<Self>, mut io: StageIo) -> StageBody {
-        StageBody::Blocking(Box::new(move || {
-            let mut engine = self.engine.get()?;
-            let format = AudioFormat::mono(self.sample_rate);
-            let mut gate = EpochGate::default();
-            let mut buffer: Vec<f32> = Vec::new();
-            let mut offset = 0.0;
-            let mut utterance: UtteranceId = 0;
-            let max_uncut = format.frames_at(MAX_UNCUT_SECONDS) as usize;
-            let mut transcribe = |io: &StageIo, buffer: &mut Vec<f32>, offset: f64, utterance, epoch| {
-                if buffer.is_empty() {
-                    return Ok::<bool, StageError>(true);
-                }
-                let stop = io.stop_check(epoch);
-                let texts = match io.stats.time(|| engine.transcribe(buffer, offset, &stop)) {
-                    Err(EngineError::Stopped) => Vec::new(),
-                    r => r?,
-                };
-                buffer.clear();
-                let n = texts.len();
-                for (k, mut t) in texts.into_iter().enumerate() {
-                    t.last = k + 1 == n;
-                    if io.blocking_send(Frame::text(utterance, epoch, t)).is_err() {
-                        return Ok(false);
-                    }
-                }
-                Ok(true)
-            };
-            while let Some(frame) = io.blocking_recv() {
-                match gate.admit_blocking(&frame, &io, || buffer.clear()) {
-                    Admit::Drop => continue,
-                    Admit::Closed => return Ok(()),
-                    Admit::Process => {}
-                }
-                let epoch = gate.epoch();
-                match frame.payload {
-                    Payload::Audio(chunk) => {
-                        if buffer.is_empty() {
-                            offset = chunk.start_seconds();
-                            utterance = frame.utterance;
-                        }
-                        buffer.extend_from_slice(&chunk.samples);
-                        if buffer.len() >= max_uncut && !transcribe(&io, &mut buffer, offset, utterance, epoch)? {
-                            return Ok(());
-                        }
-                    }
-                    Payload::Marker(Marker::UtteranceStart { span_start }) => {
-                        buffer.clear();
-                        offset = span_start;
-                        utterance = frame.utterance;
-                        if io.blocking_send(frame_marker(&frame.utterance, epoch, Marker::UtteranceStart { span_start })).is_err() {
-                            return Ok(());
-                        }
-                    }
-                    Payload::Marker(Marker::UtteranceEnd { span }) => {
-                        if !transcribe(&io, &mut buffer, offset, utterance, epoch)?
-                            || io.blocking_send(frame_marker(&frame.utterance, epoch, Marker::UtteranceEnd { span })).is_err()
-                        {
-                            return Ok(());
-                        }
-                    }
-                    Payload::Marker(Marker::Flushed) | Payload::Text(_) => {}
-                }
-            }
-            if !io.cancel.is_cancelled() {
-                transcribe(&io, &mut buffer, offset, utterance, gate.epoch())?;
-            }
-            Ok(())
-        }))
-    }
-}
-
-fn frame_marker(utterance: &UtteranceId, epoch: u64, marker: Marker) -> Frame {
+pub(crate) fn frame_marker(utterance: &UtteranceId, epoch: u64, marker: Marker) -> Frame {
     Frame::marker(*utterance, epoch, marker)
 }
 
-/// How many earlier utterances a rewrite sees.
-pub const REWRITE_CONTEXT_TURNS: usize = 3;
+/// How many earlier utterances are handed to a rewrite (the rewriter picks which of them its
+/// model sees).
+pub const REWRITE_CONTEXT_TURNS: usize = 8;
 
 /// Rewrite: gathers an utterance's text (up to the piece marked `last`), rewrites it with
 /// the previous few utterances as context, and emits the new text (clause by clause when

@@ -12,8 +12,9 @@ use super::input::decode_16k_mono;
 use super::whisper::{WhisperConfig, WhisperEngine};
 use crate::dsp::vad::{SileroVad, Utterance, Vad, VadConfig};
 
-/// Utterances waiting for Whisper; the decoder blocks when Whisper falls behind.
-const QUEUE: usize = 2;
+/// Utterances waiting for Whisper (those waiting together share a window); the decoder
+/// blocks when Whisper falls behind.
+const QUEUE: usize = 8;
 /// The name of the Whisper thread.
 pub const THREAD_NAME: &str = "stt-whisper";
 
@@ -75,14 +76,30 @@ pub fn transcribe_with(
     std::thread::scope(|scope| {
         let whisper = std::thread::Builder::new()
             .name(THREAD_NAME.into())
-            .spawn_scoped(scope, || -> Result<(Vec<Text>, f64, usize), EngineError> {
+            .spawn_scoped(scope, move || -> Result<(Vec<Text>, f64, usize), EngineError> {
                 let mut texts = Vec::new();
                 let (mut speech, mut count) = (0.0, 0);
-                for u in utt_rx {
-                    speech += u.duration_seconds();
-                    count += 1;
-                    tracing::debug!(start = u.start_seconds(), seconds = u.duration_seconds(), "utterance to whisper");
-                    texts.extend(engine.transcribe(&u.samples, u.start_seconds(), stop)?);
+                let limit = engine.pack_seconds();
+                let mut held: Option<Utterance> = None;
+                while let Some(first) = held.take().or_else(|| utt_rx.recv().ok()) {
+                    // With the engine free, what is already waiting goes with it.
+                    let mut pack_seconds = first.duration_seconds();
+                    let mut pack = vec![first];
+                    while limit > 0.0
+                        && let Ok(u) = utt_rx.try_recv()
+                    {
+                        if pack_seconds + u.duration_seconds() > limit {
+                            held = Some(u);
+                            break;
+                        }
+                        pack_seconds += u.duration_seconds();
+                        pack.push(u);
+                    }
+                    speech += pack_seconds;
+                    count += pack.len();
+                    tracing::debug!(utterances = pack.len(), seconds = pack_seconds, "utterances to whisper");
+                    let audio: Vec<(&[f32], f64)> = pack.iter().map(|u| (&u.samples[..], u.start_seconds())).collect();
+                    texts.extend(engine.transcribe_many(&audio, stop)?.into_iter().flatten());
                 }
                 Ok((texts, speech, count))
             })

@@ -16,6 +16,16 @@ pub const WHISPER_WINDOW_S: f64 = 30.0;
 /// Encoder positions per second of audio (100 mel frames a second, stride 2).
 const AUDIO_CTX_PER_S: f64 = 50.0;
 const FULL_AUDIO_CTX: i32 = 1500;
+/// Silence between packed utterances, seconds.
+const PACK_GAP_S: f64 = 1.0;
+
+/// One decoded segment; times in seconds from the start of the decoded input.
+struct Segment {
+    tokens: Vec<TokenPiece>,
+    start: f64,
+    end: f64,
+    avg_logprob: f64,
+}
 
 /// Everything that decides how Whisper runs.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize, serde::Serialize)]
@@ -39,6 +49,12 @@ pub struct WhisperConfig {
     pub word_times: bool,
     /// Retry at higher temperatures when a decode looks like a loop or is unsure.
     pub temperature_fallback: bool,
+    /// Utterances that are complete and waiting together share one 30 s window (with a
+    /// short silence between them) instead of one window each: the encoder, which costs the
+    /// same for a full window whatever the utterance fills, runs a few times per minute of
+    /// speech instead of once per utterance, and Whisper hears the utterances around each
+    /// one. Texts go back to their utterances by token times.
+    pub pack: bool,
     /// Run on the GPU (builds with the `cuda` feature). Set by [`crate::gpu`] under a lease
     /// from the memory arbiter, never from a config file.
     #[serde(skip)]
@@ -55,6 +71,7 @@ impl Default for WhisperConfig {
             fit_audio_context: false,
             word_times: true,
             temperature_fallback: true,
+            pack: true,
             gpu: false,
         }
     }
@@ -225,16 +242,106 @@ impl WhisperEngine {
                 audio.len() as f64 / f64::from(WHISPER_SAMPLE_RATE)
             )));
         }
+        let seconds = audio.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
+        let word_times = self.config.word_times;
+        let (segments, language) = self.decode(audio, word_times, stop)?;
+        let mut texts: Vec<Text> = segments
+            .into_iter()
+            .filter_map(|seg| {
+                let shift = |t: f64| offset + t.min(seconds);
+                let tokens: Vec<TokenPiece> =
+                    seg.tokens.into_iter().map(|t| TokenPiece { start: shift(t.start), end: shift(t.end), ..t }).collect();
+                make_text(&tokens, TimeSpan::new(shift(seg.start), shift(seg.end)), seg.avg_logprob, &language, word_times)
+            })
+            .collect();
+        if let Some(t) = texts.last_mut() {
+            t.last = true;
+        }
+        Ok(texts)
+    }
+
+    /// Transcribe utterances that fit one window together: each is placed in the window
+    /// after the one before and a short silence, the window is decoded once, and every token
+    /// goes back to the utterance its time falls in.
+    fn run_packed(&mut self, utterances: &[(&[f32], f64)], stop: &StopCheck) -> Result<Vec<Vec<Text>>, EngineError> {
+        let rate = f64::from(WHISPER_SAMPLE_RATE);
+        let gap = vec![0.0f32; (PACK_GAP_S * rate) as usize];
+        let mut window = Vec::new();
+        // Where each utterance lies in the window, seconds.
+        let mut regions = Vec::with_capacity(utterances.len());
+        for (k, (audio, _)) in utterances.iter().enumerate() {
+            if k > 0 {
+                window.extend_from_slice(&gap);
+            }
+            let from = window.len() as f64 / rate;
+            window.extend_from_slice(audio);
+            regions.push((from, window.len() as f64 / rate));
+        }
+        let (segments, language) = self.decode(&window, true, stop)?;
+        let word_times = self.config.word_times;
+        // Whisper ends a segment at each of the silences between utterances nearly always,
+        // and its segment times are better than its token times (which drift by tenths of a
+        // second at the edges of speech). So a segment goes whole to the utterance it
+        // overlaps most; only one that really straddles a silence is split, token by token,
+        // at the middle of the silence.
+        let overlap = |k: usize, a: f64, b: f64| (b.min(regions[k].1) - a.max(regions[k].0)).max(0.0);
+        let by_time = |t: f64| (0..regions.len()).find(|&k| k + 1 == regions.len() || t < (regions[k].1 + regions[k + 1].0) / 2.0).unwrap_or(0);
+        let mut out: Vec<Vec<Text>> = vec![Vec::new(); utterances.len()];
+        for seg in segments {
+            let overlaps: Vec<f64> = (0..regions.len()).map(|k| overlap(k, seg.start, seg.end)).collect();
+            let total: f64 = overlaps.iter().sum();
+            let (best, most) = overlaps.iter().copied().enumerate().max_by(|x, y| x.1.total_cmp(&y.1)).unwrap_or((0, 0.0));
+            let runs: Vec<(usize, Vec<TokenPiece>)> = if total <= 0.0 || most >= 0.7 * total {
+                vec![(if total > 0.0 { best } else { by_time(seg.start) }, seg.tokens)]
+            } else {
+                let mut runs: Vec<(usize, Vec<TokenPiece>)> = Vec::new();
+                for t in seg.tokens {
+                    let k = by_time((t.start + t.end) / 2.0);
+                    match runs.last_mut() {
+                        Some((last, tokens)) if *last == k => tokens.push(t),
+                        _ => runs.push((k, vec![t])),
+                    }
+                }
+                runs
+            };
+            for (k, tokens) in runs {
+                let (from, to) = regions[k];
+                let offset = utterances[k].1;
+                let shift = |t: f64| offset + (t.clamp(from, to) - from);
+                let tokens: Vec<TokenPiece> =
+                    tokens.into_iter().map(|t| TokenPiece { start: shift(t.start), end: shift(t.end), ..t }).collect();
+                let span = TimeSpan::new(tokens[0].start, tokens[tokens.len() - 1].end);
+                if let Some(text) = make_text(&tokens, span, seg.avg_logprob, &language, word_times) {
+                    out[k].push(text);
+                }
+            }
+        }
+        for texts in &mut out {
+            if let Some(t) = texts.last_mut() {
+                t.last = true;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs whisper.cpp over `input` (at most one window); its segments, without those
+    /// Whisper itself judges to be no speech, and the language.
+    fn decode(
+        &mut self,
+        input: &[f32],
+        token_times: bool,
+        stop: &StopCheck,
+    ) -> Result<(Vec<Segment>, Option<String>), EngineError> {
         // whisper.cpp wants at least 100 ms; pad very short utterances to a second.
         let min = WHISPER_SAMPLE_RATE as usize;
         let padded;
-        let input = if audio.len() < min {
-            padded = [audio, &vec![0.0; min - audio.len()]].concat();
+        let input = if input.len() < min {
+            padded = [input, &vec![0.0; min - input.len()]].concat();
             &padded[..]
         } else {
-            audio
+            input
         };
-        let config = self.config.clone();
+        let config = WhisperConfig { word_times: token_times, ..self.config.clone() };
         let params = Self::params(&config, self.threads, input.len(), stop);
         let result = self.state.full(params, input);
         if stop.should_stop() {
@@ -247,10 +354,9 @@ impl WhisperEngine {
             Some(self.config.language.clone())
         };
         let eot = self.ctx.token_eot();
-        let audio_end = offset + audio.len() as f64 / f64::from(WHISPER_SAMPLE_RATE);
-        let mut texts = Vec::new();
+        let mut segments = Vec::new();
         for seg in self.state.as_iter() {
-            let mut pieces = Vec::new();
+            let mut tokens = Vec::new();
             let mut logprob_sum = 0.0f64;
             for i in 0..seg.n_tokens() {
                 let Some(tok) = seg.get_token(i) else { continue };
@@ -260,42 +366,45 @@ impl WhisperEngine {
                 let data = tok.token_data();
                 let bytes = tok.to_bytes().map(<[u8]>::to_vec).unwrap_or_default();
                 logprob_sum += f64::from(data.plog);
-                let clamp = |cs: i64| (offset + cs as f64 / 100.0).min(audio_end);
-                pieces.push(TokenPiece { bytes, start: clamp(data.t0), end: clamp(data.t1), probability: data.p });
+                tokens.push(TokenPiece {
+                    bytes,
+                    start: data.t0 as f64 / 100.0,
+                    end: data.t1 as f64 / 100.0,
+                    probability: data.p,
+                });
             }
-            if pieces.is_empty() {
+            if tokens.is_empty() {
                 continue;
             }
-            let avg_logprob = logprob_sum / pieces.len() as f64;
+            let avg_logprob = logprob_sum / tokens.len() as f64;
             // Whisper's own rule for a segment that is really silence or noise.
             if seg.no_speech_probability() > 0.6 && avg_logprob < -1.0 {
-                tracing::debug!(offset, no_speech = seg.no_speech_probability(), "dropped a no-speech segment");
+                tracing::debug!(no_speech = seg.no_speech_probability(), "dropped a no-speech segment");
                 continue;
             }
-            let text: String = String::from_utf8_lossy(&pieces.iter().flat_map(|p| p.bytes.clone()).collect::<Vec<u8>>())
-                .trim()
-                .to_string();
-            if text.is_empty() {
-                continue;
-            }
-            let start = (offset + seg.start_timestamp() as f64 / 100.0).min(audio_end);
-            let end = (offset + seg.end_timestamp() as f64 / 100.0).min(audio_end);
-            let words = if self.config.word_times { group_words(&pieces) } else { Vec::new() };
-            texts.push(Text {
-                kind: TextKind::Final,
-                text,
-                span: TimeSpan::new(start, end),
-                words,
-                language: language.clone(),
-                confidence: avg_logprob.exp().clamp(0.0, 1.0) as f32,
-                last: false,
-            });
+            let (start, end) = (seg.start_timestamp() as f64 / 100.0, seg.end_timestamp() as f64 / 100.0);
+            segments.push(Segment { tokens, start, end, avg_logprob });
         }
-        if let Some(t) = texts.last_mut() {
-            t.last = true;
-        }
-        Ok(texts)
+        Ok((segments, language))
     }
+}
+
+/// A final text from tokens (times already absolute); None when it says nothing.
+fn make_text(tokens: &[TokenPiece], span: TimeSpan, avg_logprob: f64, language: &Option<String>, word_times: bool) -> Option<Text> {
+    let bytes: Vec<u8> = tokens.iter().flat_map(|p| p.bytes.iter().copied()).collect();
+    let text = String::from_utf8_lossy(&bytes).trim().to_string();
+    if text.is_empty() {
+        return None;
+    }
+    Some(Text {
+        kind: TextKind::Final,
+        text,
+        span,
+        words: if word_times { group_words(tokens) } else { Vec::new() },
+        language: language.clone(),
+        confidence: avg_logprob.exp().clamp(0.0, 1.0) as f32,
+        last: false,
+    })
 }
 
 /// whisper.cpp's abort callback: `user_data` is the `StopCheck` of the running call.
@@ -324,6 +433,33 @@ impl SpeechToText for WhisperEngine {
 
     fn transcribe(&mut self, audio: &[f32], offset: f64, stop: &StopCheck) -> Result<Vec<Text>, EngineError> {
         self.run(audio, offset, stop)
+    }
+
+    fn pack_seconds(&self) -> f64 {
+        if self.config.pack { WHISPER_WINDOW_S } else { 0.0 }
+    }
+
+    fn transcribe_many(&mut self, utterances: &[(&[f32], f64)], stop: &StopCheck) -> Result<Vec<Vec<Text>>, EngineError> {
+        let rate = f64::from(WHISPER_SAMPLE_RATE);
+        let max = (WHISPER_WINDOW_S * rate) as usize;
+        let gap = (PACK_GAP_S * rate) as usize;
+        let mut out = Vec::with_capacity(utterances.len());
+        let mut i = 0;
+        while i < utterances.len() {
+            // As many as fit one window, gaps included.
+            let (mut j, mut len) = (i + 1, utterances[i].0.len());
+            while self.config.pack && j < utterances.len() && len + gap + utterances[j].0.len() <= max {
+                len += gap + utterances[j].0.len();
+                j += 1;
+            }
+            if j - i == 1 {
+                out.push(self.run(utterances[i].0, utterances[i].1, stop)?);
+            } else {
+                out.extend(self.run_packed(&utterances[i..j], stop)?);
+            }
+            i = j;
+        }
+        Ok(out)
     }
 }
 
