@@ -37,6 +37,10 @@ pub struct Args {
     /// Beam width (1 decodes greedily).
     #[arg(long, default_value_t = 1)]
     pub beam_size: usize,
+    /// One Whisper window per utterance, instead of packing the utterances that wait
+    /// together into shared 30 s windows (slower; Whisper then hears each one alone).
+    #[arg(long)]
+    pub no_pack: bool,
 }
 
 fn format_for(args: &Args, global: &Global) -> anyhow::Result<TranscriptFormat> {
@@ -76,6 +80,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
             language: args.language.clone(),
             threads: args.threads,
             beam_size: args.beam_size.max(1),
+            pack: !args.no_pack,
             ..WhisperConfig::default()
         },
         ..TranscribeOptions::default()

@@ -1,5 +1,6 @@
 //! Greedy output for a fixed prompt is identical across runs: in one process whatever the KV
-//! cache held before, and after a fresh load. Seeded sampling is reproducible too.
+//! cache held before, after a fresh load, and with or without prompt-lookup drafting.
+//! Seeded sampling is reproducible too.
 
 use std::path::PathBuf;
 
@@ -27,11 +28,20 @@ fn check(name: &str) {
     let other = rewrite(&mut a, "I will call Dana tomorrow.", &ctx);
     let again = rewrite(&mut a, TEXT, &[]);
     drop(a);
-    let mut b = LlmRewriter::load(config).unwrap();
+    let mut b = LlmRewriter::load(config.clone()).unwrap();
     let fresh = rewrite(&mut b, TEXT, &[]);
+    drop(b);
+    // Drafting from the prompt changes how many model calls it takes, not the text.
+    let mut plain = config;
+    plain.sampling.draft = 0;
+    let mut c = LlmRewriter::load(plain).unwrap();
+    let undrafted = rewrite(&mut c, TEXT, &[]);
+    let undrafted_other = rewrite(&mut c, "I will call Dana tomorrow.", &ctx);
     eprintln!("{name}: {first:?} / {other:?}");
     assert_eq!(first, again, "{name}: same process, different cache history");
     assert_eq!(first, fresh, "{name}: fresh load");
+    assert_eq!(first, undrafted, "{name}: without drafting");
+    assert_eq!(other, undrafted_other, "{name}: without drafting, with context");
 }
 
 #[test]
