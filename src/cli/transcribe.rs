@@ -3,7 +3,7 @@
 //! there is no `-o`).
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use revoice_pipeline::StopCheck;
@@ -59,16 +59,6 @@ fn format_for(args: &Args, global: &Global) -> anyhow::Result<TranscriptFormat> 
     })
 }
 
-/// Write `text` to `path` through a temporary file beside it, so a failed run never
-/// leaves a partial transcript where the finished one belongs.
-fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
-    let name = path.file_name().with_context(|| format!("{}: not a file name", path.display()))?;
-    let tmp = path.with_file_name(format!(".{}.partial", name.to_string_lossy()));
-    std::fs::write(&tmp, text).with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("{}: cannot write", path.display()))?;
-    Ok(())
-}
-
 pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     let format = format_for(&args, global)?;
     if !args.input.is_file() {
@@ -100,7 +90,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
     );
     let text = format.render(&transcript.segments, transcript.seconds);
     match &args.output {
-        Some(path) => write_atomically(path, &text)?,
+        Some(path) => revoice_stages::sink::write_atomically(path, text.as_bytes())
+            .with_context(|| format!("{}: cannot write the transcript", path.display()))?,
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes()).context("cannot write to stdout")?;

@@ -13,6 +13,7 @@ use super::clauses;
 use super::generate::{Attempt, AttemptSpec, Generator, Sampling, Timing};
 use super::model::{Transformer, read_gguf};
 use super::output::Required;
+use crate::text::normalize_words;
 use super::styles::Style;
 use super::tokenizer::ChatTokenizer;
 use super::RewriteError;
@@ -247,7 +248,15 @@ impl Worker {
         stop: &StopCheck,
         emit: &mut dyn FnMut(&str),
     ) -> Result<String, EngineError> {
-        let turns = self.window(context);
+        // Turns the model left (nearly) as they were are not shown: a small model shown its
+        // own copies copies more, and a copy adds nothing to the context that the next
+        // utterance's words do not.
+        let turns: Vec<Turn> = self
+            .window(context)
+            .iter()
+            .filter(|t| normalize_words(&t.original) != normalize_words(&t.rewritten))
+            .cloned()
+            .collect();
         let style = &self.config.style;
         let context_text: Vec<&str> = context.iter().flat_map(|t| [t.original.as_str(), t.rewritten.as_str()]).collect();
         let required = Required::with_context(text, &context_text.join(" "), style.english);
@@ -264,7 +273,7 @@ impl Worker {
             let spec = AttemptSpec {
                 system: &self.system,
                 examples: &style.examples,
-                context: turns,
+                context: &turns,
                 text,
                 told,
                 keep: &keep,

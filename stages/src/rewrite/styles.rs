@@ -131,7 +131,7 @@ mod tests {
         }
         for n in names.iter().filter(|n| !n.starts_with("translate")) {
             let s = Style::preset(n).unwrap();
-            assert!(s.examples.len() >= 3, "{n}");
+            assert!(!s.examples.is_empty(), "{n}");
             assert!(s.english);
         }
     }
