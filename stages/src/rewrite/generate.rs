@@ -11,6 +11,7 @@ use super::clauses::ClauseSplitter;
 use super::model::{MAX_CONTEXT, Transformer};
 use super::output::{self, Required};
 use super::tokenizer::{ChatTokenizer, Role};
+use crate::text::normalize_words;
 
 /// How tokens are picked. Greedy by default; with a temperature, sampling is seeded.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -246,6 +247,16 @@ impl Generator {
     }
 }
 
+/// Whether `words` end with a run of one to four words said three times in a row.
+fn ends_in_a_loop(words: &[String]) -> bool {
+    (1..=4).any(|n| {
+        words.len() >= 3 * n && {
+            let tail = &words[words.len() - n..];
+            (1..3).all(|k| &words[words.len() - (k + 1) * n..words.len() - k * n] == tail)
+        }
+    })
+}
+
 /// What has been generated so far in one attempt.
 struct Output<'a> {
     stream: Stream<'a>,
@@ -326,6 +337,11 @@ impl<'a> Stream<'a> {
             return Flow::Go;
         }
         self.held.push(clause);
+        // A loop ("No, no, no, ..."): the answer ends before the clause it shows in.
+        if ends_in_a_loop(&normalize_words(&self.text())) {
+            self.held.pop();
+            return Flow::End;
+        }
         let text = self.text();
         let extra = self.required.unexpected(&text);
         if !extra.is_empty() {
@@ -480,6 +496,18 @@ mod tests {
         assert!(lookup_draft(&source, &[6], 4).is_empty());
         assert!(lookup_draft(&source, &[], 4).is_empty());
         assert!(lookup_draft(&source, &[2, 3], 0).is_empty());
+    }
+
+    #[test]
+    fn a_loop_ends_the_answer() {
+        let req = Required::of("Nobody in the office wants to work on Saturday.", true);
+        let (a, out) = run(&["No, ", "no, ", "no, ", "no, "], &req, End::Runaway);
+        assert!(matches!(a, Attempt::Failed(_)), "{a:?}");
+        assert!(out.is_empty());
+        let words = |t: &str| normalize_words(t);
+        assert!(ends_in_a_loop(&words("well we go, we go, we go")));
+        assert!(!ends_in_a_loop(&words("we go, we go home")));
+        assert!(!ends_in_a_loop(&words("")));
     }
 
     #[test]
