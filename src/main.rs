@@ -42,11 +42,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // Before any thread starts (see the module docs).
-    let allocator = revoice_stages::alloc::tune();
     let cli = Cli::parse();
     cli.global.init_logging();
-    tracing::debug!(?allocator, "malloc tuning");
     cli.global.init_gpu();
     let result = match cli.command {
         Command::File(args) => cli::file::run(args, &cli.global),

@@ -1,98 +1,71 @@
-//! How the process allocator (glibc's malloc) is set up for revoice's many stage threads.
+//! The process allocator: jemalloc, for Rust and for the C and C++ libraries alike.
 //!
 //! Every stage runs on its own thread, and whisper.cpp, ONNX Runtime and candle start more.
-//! glibc gives threads their own arenas (up to eight per core) and keeps what is freed in
-//! each for reuse by that arena only; it also raises its mmap threshold each time a large
-//! block is freed, so that later large buffers (audio chunks, tensors) come from the arenas
-//! instead of fresh mappings and stay there. Over a long file the resident memory then
-//! rose in steps and stayed up (measured: 531 MiB after one minute of input, 855 MiB after
-//! ten). [`tune`] caps the arenas at two and fixes the mmap threshold, so large buffers go
-//! back to the system when they are freed.
+//! glibc's malloc gives threads their own arenas (up to eight per core), keeps what each
+//! frees for that arena alone, and raises its mmap threshold each time a large block is
+//! freed, so later large buffers (audio chunks, tensors) stay in the arenas. Over a long
+//! file the resident memory rose in steps (measured: 531 MiB after one minute of input,
+//! 855 MiB after ten). Capping glibc at two arenas with a fixed mmap threshold kept it flat
+//! but cost a page fault for every large buffer (Piper's synthesis took ~45 % more CPU);
+//! jemalloc keeps it flat (freed pages are returned after a few seconds, not at once) for
+//! ~10 % more CPU in Piper than glibc's default.
 //!
-//! It must run first thing in `main`, before any thread starts: glibc fixes the arena limit
-//! the first time a thread needs a new arena. Settings the user gave in the environment
-//! (`MALLOC_ARENA_MAX`, `MALLOC_MMAP_THRESHOLD_`, `GLIBC_TUNABLES`) win.
-
-/// Arenas shared by all threads.
-pub const ARENA_MAX: i32 = 2;
-/// Allocations at least this large get their own mapping, returned to the system on free.
-pub const MMAP_THRESHOLD: i32 = 128 * 1024;
-
-/// What [`tune`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Tuning {
-    /// The limits above are in force.
-    Applied,
-    /// The environment sets the allocator; it was left alone.
-    FromEnvironment,
-    /// Not glibc: nothing to do.
-    Unsupported,
-}
-
-/// Whether the environment already tunes glibc's malloc.
-fn environment_tunes_malloc(get: impl Fn(&str) -> Option<String>) -> bool {
-    get("MALLOC_ARENA_MAX").is_some()
-        || get("MALLOC_MMAP_THRESHOLD_").is_some()
-        || get("GLIBC_TUNABLES").is_some_and(|t| t.contains("glibc.malloc."))
-}
-
-/// Cap glibc's arenas and fix its mmap threshold (see the module docs). Call first thing
-/// in `main`.
-pub fn tune() -> Tuning {
-    if environment_tunes_malloc(|k| std::env::var(k).ok()) {
-        return Tuning::FromEnvironment;
-    }
-    apply()
-}
+//! It is the global allocator of every binary that links this crate (`revoice`, the
+//! benches, the tests), and, built with unprefixed `malloc`/`free`, it also serves
+//! whisper.cpp, espeak-ng and ONNX Runtime (loaded later, it binds to the same symbols).
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn apply() -> Tuning {
-    // SAFETY: mallopt only sets glibc's malloc parameters; both are valid values.
-    let ok = unsafe { libc::mallopt(libc::M_ARENA_MAX, ARENA_MAX) == 1 && libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 };
-    if ok { Tuning::Applied } else { Tuning::Unsupported }
-}
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn apply() -> Tuning {
-    Tuning::Unsupported
+/// The jemalloc version serving `malloc` in this process (`None` where it is not used).
+pub fn jemalloc_version() -> Option<String> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        unsafe extern "C" {
+            fn mallctl(
+                name: *const std::ffi::c_char,
+                oldp: *mut std::ffi::c_void,
+                oldlenp: *mut usize,
+                newp: *mut std::ffi::c_void,
+                newlen: usize,
+            ) -> std::ffi::c_int;
+        }
+        let mut version: *const std::ffi::c_char = std::ptr::null();
+        let mut len = std::mem::size_of_val(&version);
+        // SAFETY: "version" is a read-only jemalloc control holding a `const char *` to a
+        // static string; `version` and `len` describe a buffer of that size.
+        let rc = unsafe { mallctl(c"version".as_ptr(), (&raw mut version).cast(), &mut len, std::ptr::null_mut(), 0) };
+        if rc != 0 || version.is_null() {
+            return None;
+        }
+        // SAFETY: jemalloc returned a pointer to its NUL-terminated static version string.
+        Some(unsafe { std::ffi::CStr::from_ptr(version) }.to_string_lossy().into_owned())
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn the_environment_wins() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
-        };
-        assert!(!environment_tunes_malloc(env(&[])));
-        assert!(environment_tunes_malloc(env(&[("MALLOC_ARENA_MAX", "4")])));
-        assert!(environment_tunes_malloc(env(&[("GLIBC_TUNABLES", "glibc.malloc.arena_max=4")])));
-        assert!(!environment_tunes_malloc(env(&[("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-AVX2")])));
-    }
-
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     #[test]
-    fn large_blocks_stay_mapped_after_a_larger_one_is_freed() {
-        // glibc's default raises the threshold to the size of a freed mapped block, so a
-        // 4 MiB block after an 8 MiB one comes from an arena and is kept there; tuned, it
-        // is its own mapping. The chunk header's IS_MMAPPED bit (0x2) tells which.
-        if tune() != Tuning::Applied {
-            return; // the environment tunes malloc for this test run: nothing of ours to test
+    fn c_malloc_is_jemalloc() {
+        let version = super::jemalloc_version().expect("jemalloc answers mallctl");
+        assert!(version.starts_with("5."), "{version}");
+        // A block from C's malloc, freed by Rust's allocator's C twin: both are jemalloc's.
+        unsafe extern "C" {
+            fn malloc(n: usize) -> *mut std::ffi::c_void;
+            fn malloc_usable_size(p: *mut std::ffi::c_void) -> usize;
+            fn free(p: *mut std::ffi::c_void);
         }
-        // SAFETY: plain malloc/free of blocks used only here; the header word before a
-        // malloc'd pointer is glibc's chunk size field.
+        // SAFETY: plain malloc/free of a block used only here.
         unsafe {
-            let big = std::hint::black_box(libc::malloc(8 << 20));
-            assert!(!big.is_null());
-            libc::free(big);
-            let block = libc::malloc(4 << 20);
-            assert!(!block.is_null());
-            // Volatile: the word lies outside the block, which the optimiser may assume.
-            let header = std::ptr::read_volatile((std::hint::black_box(block) as *const usize).sub(1));
-            libc::free(block);
-            assert_ne!(header & 2, 0, "a 4 MiB block came from an arena, not its own mapping (chunk header {header:#x})");
+            let p = std::hint::black_box(malloc(100));
+            assert!(!p.is_null());
+            // jemalloc's size classes: 100 bytes come from the 112-byte class (glibc: 104).
+            assert_eq!(malloc_usable_size(p), 112);
+            free(p);
         }
     }
 }

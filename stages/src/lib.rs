@@ -3,7 +3,7 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`source`] | decoding files and standard input (symphonia) |
-//! | [`alloc`] | glibc malloc set up for many threads (call `alloc::tune` first in `main`) |
+//! | [`alloc`] | jemalloc as the process allocator (flat memory across the stage threads) |
 //! | [`dsp`] | resampling, voice activity detection, time-fit, mixing over the original |
 //! | [`stt`] | speech to text (whisper.cpp through whisper-rs) |
 //! | [`rewrite`] | the rewriting LLM (candle, GGUF) and the identity rewriter |

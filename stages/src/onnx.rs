@@ -45,8 +45,7 @@ pub fn session(lib: &Path, model: &Path, threads: usize) -> Result<Session, Onnx
 /// largest tensors any run has needed and never gives memory back, and the patterns are
 /// planned per input shape, which changes with every utterance here (Piper's phoneme
 /// count). With them on, a long file's memory rose in steps for minutes; tensors now come
-/// from the process allocator and go back to it after each run (with [`crate::alloc::tune`],
-/// large ones straight to the system: a 12 s clause peaked at 318 MB instead of 356 MB).
+/// from the process allocator ([`crate::alloc`]) and go back to it after each run.
 pub fn session_with(lib: &Path, model: &Path, threads: usize, spinning: bool) -> Result<Session, OnnxError> {
     let env = environment(lib)?;
     let bad = |e: ort::Error| OnnxError::Model { path: model.to_path_buf(), reason: e.to_string() };

@@ -62,8 +62,6 @@ fn repeated(input: &Path, times: usize, out: &Path) -> Result<(), String> {
 }
 
 fn main() {
-    // As `revoice` does: glibc malloc set up before any thread starts.
-    revoice_stages::alloc::tune();
     if let Err(e) = bench() {
         eprintln!("file_bench: {e}");
         std::process::exit(1);

@@ -81,8 +81,6 @@ fn ms(x: Option<f64>) -> String {
 }
 
 fn main() {
-    // As `revoice` does: glibc malloc set up before any thread starts.
-    revoice_stages::alloc::tune();
     // As `revoice live` does: one thread per model (see src/cli/live.rs).
     if std::env::var_os("RAYON_NUM_THREADS").is_none() {
         // SAFETY: first thing in main, before any thread starts.

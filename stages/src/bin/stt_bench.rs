@@ -192,8 +192,6 @@ fn reference_for(audio: &Path) -> Option<String> {
 }
 
 fn main() {
-    // As `revoice` does: glibc malloc set up before any thread starts.
-    revoice_stages::alloc::tune();
     let (o, child_model) = match parse() {
         Ok(x) => x,
         Err(e) => {
