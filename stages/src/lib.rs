@@ -3,6 +3,7 @@
 //! | module | what it holds |
 //! | --- | --- |
 //! | [`source`] | decoding files and standard input (symphonia) |
+//! | [`alloc`] | jemalloc as the process allocator (flat memory across the stage threads) |
 //! | [`dsp`] | resampling, voice activity detection, time-fit, mixing over the original |
 //! | [`stt`] | speech to text (whisper.cpp through whisper-rs) |
 //! | [`rewrite`] | the rewriting LLM (candle, GGUF) and the identity rewriter |
@@ -18,6 +19,7 @@
 //! | [`live`] | live mode: microphone to speaker, barge-in, latency |
 //! | [`gpu`] | the model stages on a GPU, under the memory arbiter's leases |
 
+pub mod alloc;
 pub mod dsp;
 pub mod gpu;
 pub mod job;

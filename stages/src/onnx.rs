@@ -40,6 +40,12 @@ pub fn session(lib: &Path, model: &Path, threads: usize) -> Result<Session, Onnx
 
 /// Like [`session`]; `spinning` lets idle intra-op threads busy-wait for work (lower
 /// latency for many small runs, wasted CPU on a busy machine for long runs).
+///
+/// ONNX Runtime's CPU memory arena and memory patterns are off: the arena grows to the
+/// largest tensors any run has needed and never gives memory back, and the patterns are
+/// planned per input shape, which changes with every utterance here (Piper's phoneme
+/// count). With them on, a long file's memory rose in steps for minutes; tensors now come
+/// from the process allocator ([`crate::alloc`]) and go back to it after each run.
 pub fn session_with(lib: &Path, model: &Path, threads: usize, spinning: bool) -> Result<Session, OnnxError> {
     let env = environment(lib)?;
     let bad = |e: ort::Error| OnnxError::Model { path: model.to_path_buf(), reason: e.to_string() };
@@ -53,6 +59,10 @@ pub fn session_with(lib: &Path, model: &Path, threads: usize, spinning: bool) ->
         .with_inter_threads(1)
         .map_err(|e| bad(e.into()))?
         .with_intra_op_spinning(spinning)
+        .map_err(|e| bad(e.into()))?
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(false).build()])
+        .map_err(|e| bad(e.into()))?
+        .with_memory_pattern(false)
         .map_err(|e| bad(e.into()))?
         .commit_from_file(model)
         .map_err(bad)

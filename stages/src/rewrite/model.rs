@@ -142,6 +142,15 @@ fn needs_requant(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1)
 }
 
+/// K-quant block types, which candle multiplies on x86 from repacked copies it builds on
+/// first use and keeps beside the original (an int8 one, and for Q4_K another for AMX):
+/// where our Q8_0 kernel runs they are re-quantized to Q8_0 at load instead and held once.
+/// Q8_0 is finer than any K-quant, so the weights barely change. For Qwen2.5 0.5B's
+/// `ffn_down` (Q4_K/Q6_K) that is 111 MB instead of 242 MB.
+fn requant_for_q8_kernel(dtype: GgmlDType) -> bool {
+    matches!(dtype, GgmlDType::Q2K | GgmlDType::Q3K | GgmlDType::Q4K | GgmlDType::Q5K | GgmlDType::Q6K)
+}
+
 impl Transformer {
     /// Loads the model in `path` onto the CPU.
     pub fn load(path: &Path) -> Result<Self, RewriteError> {
@@ -200,7 +209,7 @@ impl Transformer {
         };
         let use_q8 = device.is_cpu() && q8::available() && std::env::var_os("REVOICE_NO_Q8_KERNEL").is_none();
         let matmul = |t: QTensor| -> Result<Linear, RewriteError> {
-            let t = if needs_requant(t.dtype()) {
+            let t = if needs_requant(t.dtype()) || (use_q8 && requant_for_q8_kernel(t.dtype())) {
                 let f = t.dequantize(&Device::Cpu).map_err(bad)?;
                 QTensor::quantize(&f, GgmlDType::Q8_0).map_err(bad)?
             } else {
@@ -244,7 +253,9 @@ impl Transformer {
                 w_gate: matmul(get(&format!("{p}.ffn_gate.weight"))?)?,
                 w_up: matmul(get(&format!("{p}.ffn_up.weight"))?)?,
                 w_down: matmul(get(&format!("{p}.ffn_down.weight"))?)?,
-                v_cache: zeros.copy().map_err(bad)?,
+                // Zeroed allocations of their own, not a copy: pages nobody has written
+                // to yet take no memory (a copy writes all 2048 positions at load).
+                v_cache: Tensor::zeros((1, n_kv_head, MAX_CONTEXT, head_dim), DType::F32, &device).map_err(bad)?,
                 k_cache: zeros,
             });
         }
@@ -412,5 +423,13 @@ mod tests {
         assert!(needs_requant(GgmlDType::Q4_1));
         assert!(!needs_requant(GgmlDType::Q8_0));
         assert!(!needs_requant(GgmlDType::Q4K));
+    }
+
+    #[test]
+    fn k_quants_go_to_the_q8_kernel_and_q8_stays() {
+        assert!(requant_for_q8_kernel(GgmlDType::Q4K));
+        assert!(requant_for_q8_kernel(GgmlDType::Q6K));
+        assert!(!requant_for_q8_kernel(GgmlDType::Q8_0));
+        assert!(!requant_for_q8_kernel(GgmlDType::F32));
     }
 }
