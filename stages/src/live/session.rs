@@ -29,6 +29,9 @@ const MIC_EDGE_FRAMES: usize = 3000;
 /// time, so this rarely waits).
 const PREBUFFER_S: f64 = 0.05;
 
+/// Silence after speech before its final decode starts, ahead of the end of turn.
+pub const SPECULATE_AFTER_MS: u32 = 64;
+
 /// Everything that decides how a live session runs.
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
@@ -41,6 +44,9 @@ pub struct LiveOptions {
     pub interaction: Interaction,
     /// Seconds of silence added after each utterance for Whisper (see [`PaddedWhisper`]).
     pub stt_pad_s: f64,
+    /// Start an utterance's final decode after this much silence, before the end of turn
+    /// is confirmed (see [`super::speculate`]); `None` waits for the end of turn.
+    pub speculate_after_ms: Option<u32>,
 }
 
 impl LiveOptions {
@@ -51,7 +57,14 @@ impl LiveOptions {
     /// threads then slow down by orders of magnitude).
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
-            whisper: WhisperConfig { threads: 1, fit_audio_context: true, temperature_fallback: false, ..WhisperConfig::default() },
+            // Without the fallback, a decode caught in a loop is cut by the token budget.
+            whisper: WhisperConfig {
+                threads: 1,
+                fit_audio_context: true,
+                temperature_fallback: false,
+                max_tokens_per_s: 6.0,
+                ..WhisperConfig::default()
+            },
             // Long speech is cut at its quietest point every 10 s at most: each partial
             // re-decodes the utterance from its start, so its cost grows with its length.
             vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, max_utterance_s: 10.0, ..VadConfig::default() },
@@ -61,6 +74,7 @@ impl LiveOptions {
             overrides: Overrides { threads: Some(1), ..Overrides::default() },
             interaction,
             stt_pad_s: 1.5,
+            speculate_after_ms: Some(SPECULATE_AFTER_MS),
         }
     }
 }
@@ -81,6 +95,8 @@ pub struct UtteranceRecord {
     pub flushed: bool,
     /// Where the latency went, when it was spoken.
     pub stages: Option<StageTimes>,
+    /// Its final text came from the decode started when its speech stopped.
+    pub speculative: bool,
 }
 
 /// One utterance's latency in parts (seconds; they add up to the latency, give or take
@@ -108,6 +124,8 @@ pub struct LiveReport {
     pub underrun_seconds: f64,
     pub flushed_seconds: f64,
     pub output_seconds: f64,
+    /// Final decodes started when speech stopped, and how many became finals.
+    pub speculation: super::SpeculationStats,
 }
 
 /// A session ready to run: models loaded, graph checked.
@@ -161,6 +179,7 @@ pub fn prepare(
         events: events.clone(),
         timeline,
         log: log.clone(),
+        speculate_after: options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize),
     };
     let rewrite = RewriteStage::new("rewrite", Engine::Ready(rewriter)).streaming(true);
     let tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
@@ -298,6 +317,7 @@ impl Monitor {
             underrun_seconds: stats.underrun_frames.load(Relaxed) as f64 / f64::from(self.output_rate),
             flushed_seconds: frames(stats.flushed_samples.load(Relaxed)),
             output_seconds: stats.frames_out.load(Relaxed) as f64 / f64::from(self.output_rate),
+            speculation: self.log.speculation(),
         }
     }
 }
