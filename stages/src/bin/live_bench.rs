@@ -2,7 +2,7 @@
 //! time through the file "microphone" (the same path as a sound card after the rings).
 //!
 //! usage: live_bench [--rewriters identity,smollm2] [--style casual] [--audio DIR]
-//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--verbose]
+//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--verbose]
 //!        [--json FILE]
 //!
 //! Each rewriter is measured over every English recording in DIR (default
@@ -12,7 +12,8 @@
 //! and the medians of its parts (hear: end-of-turn + final decode; voice: rewrite + TTS
 //! of the first clause; play: waiting behind earlier speech), and how many finals came
 //! from the decode started when speech stopped (`--speculate-ms off` waits for the end of
-//! turn instead, the way to measure what that saves). `--verbose` prints every
+//! turn instead, the way to measure what that saves; `--whole-clauses` speaks a long first
+//! clause whole instead of in two pieces). `--verbose` prints every
 //! utterance. Pin it to two cores with `taskset -c 0,1` to measure the 2-core goal.
 
 use std::path::PathBuf;
@@ -30,6 +31,7 @@ struct Args {
     barge_in: bool,
     speculate_ms: Option<u32>,
     verbose: bool,
+    lead_phrase: bool,
     json: Option<PathBuf>,
 }
 
@@ -42,6 +44,7 @@ fn parse() -> Result<Args, String> {
         barge_in: true,
         speculate_ms: Some(revoice_stages::live::session::SPECULATE_AFTER_MS),
         verbose: false,
+        lead_phrase: true,
         json: None,
     };
     let mut it = std::env::args().skip(1);
@@ -58,6 +61,7 @@ fn parse() -> Result<Args, String> {
                 a.speculate_ms = if v == "off" { None } else { Some(v.parse().map_err(|_| format!("--speculate-ms {v}: not a number of milliseconds or `off`"))?) };
             }
             "--verbose" => a.verbose = true,
+            "--whole-clauses" => a.lead_phrase = false,
             "--json" => a.json = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown flag {other}; see the file's doc comment")),
         }
@@ -127,6 +131,7 @@ fn run(args: &Args) -> Result<(), String> {
         let choice = rewrite::choose(style, None, llm).map_err(|e| e.to_string())?;
         let mut options = LiveOptions::new(voice.clone(), choice, Interaction { barge_in: args.barge_in, full_duplex: true });
         options.speculate_after_ms = args.speculate_ms;
+        options.lead_phrase = args.lead_phrase;
         let mut speculation = SpeculationStats::default();
         let mut all: Vec<UtteranceRecord> = Vec::new();
         println!("\n== rewriter {r} (style {style}) ==");

@@ -16,6 +16,7 @@
 //! | [`ring`] | the lock-free SPSC ring |
 //! | [`endpoint`] | capture and playback rings, playback marks and latency reports |
 //! | [`clock`] | the pacing clock of file sessions (accelerable) |
+//! | [`lead`] | a long first clause spoken in two pieces, so its first words play sooner |
 //! | [`loops`] | Whisper's repetition loops cut back to one copy |
 //! | [`files`] | `--input-file` / `--output-file`: a file as microphone and as speaker |
 //! | [`device`] | cpal devices: listing, choosing by name or index, streams |
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod device;
 pub mod endpoint;
 pub mod files;
+pub mod lead;
 pub mod loops;
 pub mod playback;
 pub mod ring;

@@ -10,6 +10,7 @@ use revoice_pipeline::{EdgeConfig, EpochWatch, Graph, GraphBuilder, StopCheck, T
 use tokio_util::sync::CancellationToken;
 
 use super::endpoint::{CaptureOut, PlaybackFeed, PlaybackHandle, Played};
+use super::lead::LeadPhrase;
 use super::playback::PlaybackSink;
 use super::ring::Consumer;
 use super::source::{Interaction, LiveSource, PauseSignal};
@@ -47,6 +48,9 @@ pub struct LiveOptions {
     /// Start an utterance's final decode after this much silence, before the end of turn
     /// is confirmed (see [`super::speculate`]); `None` waits for the end of turn.
     pub speculate_after_ms: Option<u32>,
+    /// Speak a long first clause in two pieces, so its first words play sooner (see
+    /// [`super::lead`]).
+    pub lead_phrase: bool,
 }
 
 impl LiveOptions {
@@ -75,6 +79,7 @@ impl LiveOptions {
             interaction,
             stt_pad_s: 1.5,
             speculate_after_ms: Some(SPECULATE_AFTER_MS),
+            lead_phrase: true,
         }
     }
 }
@@ -165,6 +170,9 @@ pub fn prepare(
     let voice_format = tts::voice_format(&options.voice)?;
     let mut tts_engine: Box<dyn TextToSpeech> = tts::engine_for(&options.voice, &options.overrides)?;
     let _ = tts_engine.synthesize("Hello.", &mut |_| {}, &stop);
+    if options.lead_phrase {
+        tts_engine = Box::new(LeadPhrase::new(tts_engine));
+    }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "live models loaded and warmed up");
 
     let interaction = options.interaction;
