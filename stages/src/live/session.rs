@@ -13,7 +13,7 @@ use super::endpoint::{CaptureOut, PlaybackFeed, PlaybackHandle, Played};
 use super::lead::LeadPhrase;
 use super::playback::PlaybackSink;
 use super::ring::Consumer;
-use super::source::{Interaction, LiveSource, PauseSignal};
+use super::source::{Interaction, LiveSource};
 use super::stt::{LiveStt, PaddedWhisper};
 use super::{EpochTimeline, LiveError, LiveEvent, LiveLog};
 use crate::dsp::vad::{SileroVad, VAD_SAMPLE_RATE, Vad, VadConfig};
@@ -176,31 +176,18 @@ pub fn prepare(
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "live models loaded and warmed up");
 
     let interaction = options.interaction;
-    let speculate_after = options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize);
-    // The source's detector hears barge-ins, and pauses for the speculative final.
-    let pause = speculate_after.map(|after| (PauseSignal::default(), after.max(1)));
-    let wants_detector = interaction.barge_in || pause.is_some();
-    let detector = if wants_detector { Some(Vad::new(SileroVad::from_cache(1)?, &options.vad)?) } else { None };
+    let detector = if interaction.barge_in { Some(Vad::new(SileroVad::from_cache(1)?, &options.vad)?) } else { None };
     let (timeline, log) = (EpochTimeline::default(), LiveLog::default());
     let playback = feed.handle();
     let output = feed.format();
-    let source = LiveSource {
-        capture,
-        playback: playback.clone(),
-        detector,
-        pause: pause.clone(),
-        interaction,
-        events: events.clone(),
-        timeline: timeline.clone(),
-    };
+    let source = LiveSource { capture, playback: playback.clone(), detector, interaction, events: events.clone(), timeline: timeline.clone() };
     let stt = LiveStt {
         transcriber,
         pad_s: f64::from(options.vad.speech_pad_ms) / 1000.0,
         events: events.clone(),
         timeline,
         log: log.clone(),
-        speculate_after,
-        pause: pause.map(|(signal, _)| signal),
+        speculate_after: options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize),
     };
     let rewrite = RewriteStage::new("rewrite", Engine::Ready(rewriter)).streaming(true);
     let tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
@@ -228,15 +215,7 @@ pub fn loopback(
     let playback = feed.handle();
     let output = feed.format();
     let interaction = Interaction { barge_in: false, full_duplex: true };
-    let source = LiveSource {
-        capture,
-        playback: playback.clone(),
-        detector: None,
-        pause: None,
-        interaction,
-        events: events.clone(),
-        timeline: EpochTimeline::default(),
-    };
+    let source = LiveSource { capture, playback: playback.clone(), detector: None, interaction, events: events.clone(), timeline: EpochTimeline::default() };
     let graph = GraphBuilder::new()
         .stage(Box::new(source), EdgeConfig::drop_oldest(MIC_EDGE_FRAMES))
         .stage(Box::new(PlaybackSink { feed, prebuffer_s, log: LiveLog::default() }), EdgeConfig::default())

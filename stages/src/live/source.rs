@@ -4,17 +4,11 @@
 //!
 //! Half duplex (the default with speakers): while revoice speaks, and for a short
 //! hang-over after, the microphone is replaced by silence so revoice never hears itself.
-//!
-//! The same detector tells the transcriber when speech pauses ([`PauseSignal`]), ahead
-//! of the transcriber's own VAD when Whisper is busy: a partial decode then gives way to
-//! the final one.
 
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use revoice_pipeline::{AudioChunk, AudioFormat, EpochWatch, Frame, Port, Ports, Stage, StageBody, StageError, StageIo, StopCheck};
-use tokio_util::sync::CancellationToken;
+use revoice_pipeline::{AudioChunk, AudioFormat, EpochWatch, Frame, Port, Ports, Stage, StageBody, StageError, StageIo};
 
 use super::endpoint::{CaptureOut, PlaybackHandle};
 use super::{EpochTimeline, LiveEvent};
@@ -34,61 +28,11 @@ pub struct Interaction {
     pub full_duplex: bool,
 }
 
-/// Whether the user's speech has paused, as the microphone's detector hears it in real
-/// time; partial decodes stop while it has (see
-/// [`crate::stt::StreamingTranscriber::set_partial_stop`]).
-#[derive(Clone, Debug, Default)]
-pub struct PauseSignal {
-    state: Arc<Mutex<PauseState>>,
-}
-
-#[derive(Debug, Default)]
-struct PauseState {
-    paused: bool,
-    /// The stop handed out for partial decodes while speech goes on.
-    token: Option<CancellationToken>,
-}
-
-impl PauseSignal {
-    fn with<R>(&self, f: impl FnOnce(&mut PauseState) -> R) -> R {
-        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Speech has paused (or there is none), or goes on.
-    pub fn set(&self, paused: bool) {
-        self.with(|s| {
-            if paused
-                && !s.paused
-                && let Some(t) = s.token.take()
-            {
-                t.cancel();
-            }
-            s.paused = paused;
-        });
-    }
-
-    /// The stop for partial decodes started now: already stopped while speech has
-    /// paused, else stopped when it pauses or `parent` is cancelled.
-    pub fn partial_stop(&self, parent: &CancellationToken) -> StopCheck {
-        self.with(|s| {
-            if s.paused {
-                let t = CancellationToken::new();
-                t.cancel();
-                return StopCheck::with_cancel(t);
-            }
-            let t = s.token.get_or_insert_with(|| parent.child_token());
-            StopCheck::with_cancel(t.clone())
-        })
-    }
-}
-
 pub struct LiveSource {
     pub(super) capture: CaptureOut,
     pub(super) playback: PlaybackHandle,
-    /// The speech detector (barge-in, pauses); `None` when neither is wanted.
+    /// The barge-in detector; `None` when barge-in is off.
     pub(super) detector: Option<Vad>,
-    /// Where pauses are told, and the silence (samples) that makes one.
-    pub(super) pause: Option<(PauseSignal, usize)>,
     pub(super) interaction: Interaction,
     pub(super) events: Sender<LiveEvent>,
     pub(super) timeline: EpochTimeline,
@@ -168,10 +112,6 @@ fn send(
     if let Some(detector) = s.detector.as_mut() {
         let was_in_speech = detector.segmenter().speech_start().is_some();
         detector.push(samples, &mut |_| {}).map_err(StageError::from)?;
-        if let Some((signal, after)) = &s.pause {
-            let segmenter = detector.segmenter();
-            signal.set(segmenter.speech_start().is_none() || segmenter.trailing_silence() >= *after);
-        }
         if let Some(start) = detector.segmenter().speech_start()
             && !was_in_speech
             && s.interaction.barge_in
@@ -196,25 +136,4 @@ fn barge_in(epochs: &EpochWatch, playback: &PlaybackHandle, timeline: &EpochTime
     let at = detected_at as f64 / f64::from(VAD_SAMPLE_RATE);
     tracing::info!(epoch, at, "barge-in: playback stopped, stale work flushed");
     let _ = events.send(LiveEvent::BargeIn { at, epoch });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_pause_stops_the_partial_decodes_started_before_it_and_while_it_lasts() {
-        let signal = PauseSignal::default();
-        let parent = CancellationToken::new();
-        let running = signal.partial_stop(&parent);
-        assert!(!running.should_stop(), "speech goes on");
-        signal.set(true);
-        assert!(running.should_stop(), "the decode in progress gives way");
-        assert!(signal.partial_stop(&parent).should_stop(), "none starts during the pause");
-        signal.set(false);
-        let next = signal.partial_stop(&parent);
-        assert!(!next.should_stop(), "speech resumed");
-        parent.cancel();
-        assert!(next.should_stop(), "the session's cancel stops it too");
-    }
 }

@@ -15,7 +15,6 @@ use std::sync::mpsc::Sender;
 use revoice_pipeline::{AudioFormat, EngineError, Frame, Payload, Port, Ports, SpeechToText, Stage, StageBody, StageError, StageIo, StopCheck, Text};
 
 use super::loops::collapse_loops;
-use super::source::PauseSignal;
 use super::speculate::SpeculativeFinal;
 use super::{EpochTimeline, LiveEvent, LiveLog};
 use crate::dsp::vad::{VAD_SAMPLE_RATE, WINDOW};
@@ -98,8 +97,6 @@ pub struct LiveStt {
     /// Start the final decode after this much silence (samples); `None`: only once the
     /// end of turn is confirmed.
     pub(super) speculate_after: Option<usize>,
-    /// The microphone's word on pauses: partial decodes give way to the final then.
-    pub(super) pause: Option<PauseSignal>,
 }
 
 impl Stage for LiveStt {
@@ -134,9 +131,6 @@ impl Stage for LiveStt {
                 // One VAD window at a time, so the stage sees the moment speech stops
                 // or resumes (a push scores at most one window).
                 for piece in batch.chunks(WINDOW) {
-                    if let Some(p) = &s.pause {
-                        s.transcriber.set_partial_stop(Some(p.partial_stop(&io.cancel)));
-                    }
                     let events = io.stats.time(|| s.transcriber.push(piece, &stop))?;
                     if !s.handle(events, &io, &mut partial) {
                         return Ok(());

@@ -10,7 +10,7 @@
 //! (whisper.cpp's `stream` example instead re-prints overlapping windows, which is why its
 //! output repeats words.)
 
-use revoice_pipeline::{EngineError, SpeechToText, StopCheck, Text, TextKind, TimeSpan, Word};
+use revoice_pipeline::{SpeechToText, StopCheck, Text, TextKind, TimeSpan, Word};
 
 use super::SttError;
 use crate::dsp::vad::{Utterance, Vad};
@@ -53,8 +53,6 @@ pub struct StreamingTranscriber<E: SpeechToText> {
     /// Utterance length (samples) at the last partial decode.
     decoded_len: usize,
     language: Option<String>,
-    /// Partial decodes also give up when this says so (see [`Self::set_partial_stop`]).
-    partial_stop: Option<StopCheck>,
 }
 
 impl<E: SpeechToText> StreamingTranscriber<E> {
@@ -69,15 +67,7 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
             previous: Vec::new(),
             decoded_len: 0,
             language: None,
-            partial_stop: None,
         }
-    }
-
-    /// From now on, partial decodes are skipped or given up when `stop` says so (a live
-    /// stage stops them when it hears speech pause: the final decode matters then, and
-    /// a partial would only hold it up); `None`: only the stop given to [`Self::push`].
-    pub fn set_partial_stop(&mut self, stop: Option<StopCheck>) {
-        self.partial_stop = stop;
     }
 
     pub fn engine(&self) -> &E {
@@ -147,20 +137,7 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
     }
 
     fn partial(&mut self, u: &Utterance, stop: &StopCheck, events: &mut Vec<StreamEvent>) -> Result<(), SttError> {
-        let partial_stop = self.partial_stop.clone();
-        let hyp = match partial_stop {
-            Some(p) if !stop.should_stop() => {
-                if p.should_stop() {
-                    return Ok(());
-                }
-                match self.decode(u, &p) {
-                    // Given up for the final's sake: this partial shows nothing.
-                    Err(SttError::Engine(EngineError::Stopped)) if !stop.should_stop() => return Ok(()),
-                    r => r?,
-                }
-            }
-            _ => self.decode(u, stop)?,
-        };
+        let hyp = self.decode(u, stop)?;
         let tail = &hyp[skip_committed(&self.committed, &hyp)..];
         let prev_tail = &self.previous[skip_committed(&self.committed, &self.previous)..];
         let agreed = common_prefix(prev_tail, tail);
