@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use revoice_pipeline::AudioFormat;
 use revoice_stages::live::files::{SampleSource, SpeakerTarget};
 use revoice_stages::live::playback::AUDIBLE;
-use revoice_stages::live::{FileRun, Interaction, LiveEvent, LiveOptions, run_files, run_source};
+use revoice_stages::live::{FileRun, Interaction, LiveEvent, LiveOptions, LiveReport, run_files, run_source};
 use revoice_stages::rewrite::RewriterChoice;
 use revoice_stages::stt::input::read_16k_mono;
 use revoice_stages::text::word_errors;
@@ -159,6 +159,26 @@ fn speech_over_playback_stops_it_and_flushes_stale_work() {
             assert!(t < at, "utterance {} of the old epoch was spoken after the barge-in", u.utterance);
         }
     }
+}
+
+#[test]
+fn the_early_final_decode_gives_the_same_text_as_waiting_for_the_end_of_turn() {
+    let jfk = recording("en_jfk_inaugural.wav");
+    let session = |speculate: bool| {
+        let mut o = options(false);
+        if !speculate {
+            o.speculate_after_ms = None;
+        }
+        let run = FileRun { input: jfk.path.clone(), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
+        let (tx, _rx) = std::sync::mpsc::channel();
+        run_files(&o, run, tx, CancellationToken::new()).unwrap()
+    };
+    let (early, waited) = (session(true), session(false));
+    let texts = |r: &LiveReport| r.utterances.iter().map(|u| u.heard.clone()).collect::<Vec<_>>();
+    eprintln!("early {:?}\nwaited {:?}", texts(&early), texts(&waited));
+    assert_eq!(texts(&early), texts(&waited), "the same audio, decoded sooner");
+    assert!(early.utterances.iter().all(|u| u.speculative));
+    assert!(waited.utterances.iter().all(|u| !u.speculative) && waited.speculation.made == 0);
 }
 
 #[test]

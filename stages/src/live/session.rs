@@ -30,8 +30,9 @@ const MIC_EDGE_FRAMES: usize = 3000;
 /// time, so this rarely waits).
 const PREBUFFER_S: f64 = 0.05;
 
-/// Silence after speech before its final decode starts, ahead of the end of turn.
-pub const SPECULATE_AFTER_MS: u32 = 64;
+/// Silence after speech before its final decode starts, ahead of the end of turn; it
+/// starts no sooner than the VAD's padding after speech is there (100 ms: 4 windows).
+pub const SPECULATE_AFTER_MS: u32 = 0;
 
 /// Everything that decides how a live session runs.
 #[derive(Clone, Debug)]
@@ -45,8 +46,9 @@ pub struct LiveOptions {
     pub interaction: Interaction,
     /// Seconds of silence added after each utterance for Whisper (see [`PaddedWhisper`]).
     pub stt_pad_s: f64,
-    /// Start an utterance's final decode after this much silence, before the end of turn
-    /// is confirmed (see [`super::speculate`]); `None` waits for the end of turn.
+    /// Start an utterance's final decode after this much silence (and no sooner than the
+    /// VAD's padding is there), before the end of turn is confirmed (see
+    /// [`super::speculate`]); `None` waits for the end of turn.
     pub speculate_after_ms: Option<u32>,
     /// Speak a long first clause in two pieces, so its first words play sooner (see
     /// [`super::lead`]).
@@ -55,10 +57,13 @@ pub struct LiveOptions {
 
 impl LiveOptions {
     /// Settings tuned for latency: a shorter end-of-turn silence (300 ms) and padding;
-    /// Whisper encodes only as much of its window as the utterance (plus 1.5 s of added
-    /// silence) fills, so the partial decodes cost little; and one thread per model (each stage has its own thread, so they overlap; more
-    /// threads per model oversubscribe a small machine, and whisper.cpp's spinning
-    /// threads then slow down by orders of magnitude).
+    /// the final decode starts as soon as the padding after speech is there, inside that
+    /// silence; Whisper encodes only as much of its window as the utterance (plus 1.5 s
+    /// of added silence) fills, so the partial decodes cost little, and stops a looping
+    /// decode at 6 tokens a second; a long first clause is spoken in two pieces; and one
+    /// thread per model (each stage has its own thread, so they overlap; more threads
+    /// per model oversubscribe a small machine, and whisper.cpp's spinning threads then
+    /// slow down by orders of magnitude).
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
             // Without the fallback, a decode caught in a loop is cut by the token budget.
@@ -187,6 +192,7 @@ pub fn prepare(
         events: events.clone(),
         timeline,
         log: log.clone(),
+        pad_samples: (u64::from(options.vad.speech_pad_ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize,
         speculate_after: options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize),
     };
     let rewrite = RewriteStage::new("rewrite", Engine::Ready(rewriter)).streaming(true);

@@ -7,8 +7,10 @@
 //! already spoken before a barge-in is flushed downstream, the interrupting one is not.
 //!
 //! The VAD is fed one window at a time, and after each the stage looks whether speech
-//! has just stopped: then it starts the utterance's final decode at once
-//! ([`super::speculate`]), and discards it if speech resumes.
+//! has stopped and been followed by the VAD's padding: then it starts the utterance's
+//! final decode at once ([`super::speculate`]) on exactly the audio the VAD will close
+//! the utterance with if the silence lasts (so the final text is the same as without
+//! speculation), and discards it if speech resumes.
 
 use std::sync::mpsc::Sender;
 
@@ -94,8 +96,11 @@ pub struct LiveStt {
     pub(super) events: Sender<LiveEvent>,
     pub(super) timeline: EpochTimeline,
     pub(super) log: LiveLog,
-    /// Start the final decode after this much silence (samples); `None`: only once the
-    /// end of turn is confirmed.
+    /// The VAD's padding after speech (samples): what an utterance keeps of its trailing
+    /// silence.
+    pub(super) pad_samples: usize,
+    /// Start the final decode after this much silence (samples, at least the padding);
+    /// `None`: only once the end of turn is confirmed.
     pub(super) speculate_after: Option<usize>,
 }
 
@@ -169,17 +174,19 @@ impl LiveStt {
         if kept.is_some() && (trailing == 0 || kept != current) {
             engine.speculation.discard();
         }
-        if trailing < after.max(1) {
+        // Once the padding is there, the utterance the VAD would close is known.
+        if trailing < after.max(self.pad_samples).max(1) {
             return Ok(());
         }
         let Some(u) = self.transcriber.vad().segmenter().current() else { return Ok(()) };
         let speech_end = u.samples.len() - trailing.min(u.samples.len());
+        let closed = &u.samples[..(speech_end + self.pad_samples).min(u.samples.len())];
         let engine = self.transcriber.engine_mut();
         if engine.speculation.covers(u.start_seconds(), speech_end) {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        engine.speculate(&u.samples, u.start_seconds(), speech_end, stop)?;
+        engine.speculate(closed, u.start_seconds(), speech_end, stop)?;
         self.log.set_speculation(engine.speculation.stats());
         tracing::debug!(start = u.start_seconds(), seconds = started.elapsed().as_secs_f64(), "speech stopped: final decoded ahead");
         Ok(())
