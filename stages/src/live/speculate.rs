@@ -2,10 +2,11 @@
 //! the VAD hears its speech stop, not after the end-of-turn silence is confirmed, so the
 //! decode runs inside that wait instead of after it.
 //!
-//! When speech stops, the audio of the utterance so far (its speech and the silence after
-//! it) is decoded and kept here with where its speech ended. If the silence lasts until
-//! the turn ends, the utterance the VAD closes is that same speech with more silence
-//! after it, and its decode is the kept one. If speech resumes first, the stage discards
+//! When speech stops and the VAD's padding after it is there, the audio the VAD would
+//! close the utterance with (its speech and that padding) is decoded and kept here with
+//! where its speech ended. If the silence lasts until the turn ends, the VAD closes the
+//! utterance with exactly that audio, and its decode is the kept one: the same text as
+//! without speculation, only sooner. If speech resumes first, the stage discards
 //! the kept decode ([`SpeculativeFinal::discard`]) and the utterance goes on as before:
 //! nothing is emitted from a discarded decode, so no utterance can come out twice, out of
 //! order, or without its later words.
