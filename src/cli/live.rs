@@ -205,11 +205,12 @@ fn summarise(report: &LiveReport, global: &Global) {
     let spoken = report.utterances.iter().filter(|u| u.latency.is_some()).count();
     let ms = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{:.0} ms", v * 1000.0));
     eprintln!(
-        "{heard} utterance(s) heard, {spoken} spoken; voice-to-voice latency p50 {} p90 {}; {} barge-in(s); {} underrun(s) ({:.2} s of silence)",
+        "{heard} utterance(s) heard, {spoken} spoken; voice-to-voice latency p50 {} p90 {}; {} barge-in(s); {} underrun(s) ({:.2} s of silence); {} of {heard} final(s) decoded before the end of turn was confirmed",
         ms(report.latency_p50),
         ms(report.latency_p90),
         report.barge_ins,
         report.underruns,
-        report.underrun_seconds
+        report.underrun_seconds,
+        report.speculation.used
     );
 }

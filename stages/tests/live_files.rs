@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use revoice_pipeline::AudioFormat;
 use revoice_stages::live::files::{SampleSource, SpeakerTarget};
 use revoice_stages::live::playback::AUDIBLE;
-use revoice_stages::live::{FileRun, Interaction, LiveEvent, LiveOptions, run_files, run_source};
+use revoice_stages::live::{FileRun, Interaction, LiveEvent, LiveOptions, LiveReport, run_files, run_source};
 use revoice_stages::rewrite::RewriterChoice;
 use revoice_stages::stt::input::read_16k_mono;
 use revoice_stages::text::word_errors;
@@ -43,6 +43,8 @@ fn every_utterance_comes_out_once_and_in_order() {
     assert!(heard.windows(2).all(|w| w[0] < w[1]), "heard in order: {heard:?}");
     assert_eq!(report.spoken_order, heard, "each utterance spoken once, in the order it was heard");
     assert!(report.utterances.iter().all(|u| !u.flushed && u.latency.is_some_and(|l| l > 0.0)));
+    // Each turn's final was decoded while its end-of-turn silence was still being waited for.
+    assert!(report.utterances.iter().all(|u| u.speculative), "{:?}", report.speculation);
     assert_eq!(report.barge_ins, 0);
     assert!(events.iter().any(|e| matches!(e, LiveEvent::Partial { .. })), "partials are shown while speech goes on");
 
@@ -157,4 +159,61 @@ fn speech_over_playback_stops_it_and_flushes_stale_work() {
             assert!(t < at, "utterance {} of the old epoch was spoken after the barge-in", u.utterance);
         }
     }
+}
+
+#[test]
+fn the_early_final_decode_gives_the_same_text_as_waiting_for_the_end_of_turn() {
+    let jfk = recording("en_jfk_inaugural.wav");
+    let session = |speculate: bool| {
+        let mut o = options(false);
+        if !speculate {
+            o.speculate_after_ms = None;
+        }
+        let run = FileRun { input: jfk.path.clone(), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
+        let (tx, _rx) = std::sync::mpsc::channel();
+        run_files(&o, run, tx, CancellationToken::new()).unwrap()
+    };
+    let (early, waited) = (session(true), session(false));
+    let texts = |r: &LiveReport| r.utterances.iter().map(|u| u.heard.clone()).collect::<Vec<_>>();
+    eprintln!("early {:?}\nwaited {:?}", texts(&early), texts(&waited));
+    assert_eq!(texts(&early), texts(&waited), "the same audio, decoded sooner");
+    assert!(early.utterances.iter().all(|u| u.speculative));
+    assert!(waited.utterances.iter().all(|u| !u.speculative) && waited.speculation.made == 0);
+}
+
+#[test]
+fn speech_resuming_after_a_pause_discards_the_early_final_and_loses_no_words() {
+    let cards = recording("en_cmu_cards_005.wav");
+    let mut audio = read_16k_mono(&cards.path).unwrap();
+    // A pause long enough to start the final decode, too short to end the turn: inserted
+    // at the quietest 20 ms of the middle of the speech (between two words).
+    let step = 320;
+    let third = audio.len() / 3;
+    let quietest = (third / step..2 * third / step)
+        .min_by(|&a, &b| {
+            let rms = |i: usize| audio[i * step..(i + 1) * step].iter().map(|x| x * x).sum::<f32>();
+            rms(a).total_cmp(&rms(b))
+        })
+        .unwrap()
+        * step;
+    let gap = 16_000 * 150 / 1000;
+    audio.splice(quietest..quietest, std::iter::repeat_n(0.0, gap));
+    let mut blocks = audio.chunks(1_600).map(<[f32]>::to_vec).collect::<Vec<_>>().into_iter();
+    let source: SampleSource = Box::new(move || Ok(blocks.next()));
+    let run = FileRun { input: "injected".into(), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
+    let (tx, _rx) = std::sync::mpsc::channel();
+    let report = run_source(&options(false), AudioFormat::mono(16_000), source, run, tx, CancellationToken::new()).unwrap();
+    eprintln!("{:#?} {:?}", report.utterances, report.speculation);
+
+    // The early decode of the first words was thrown away when speech came back.
+    let s = report.speculation;
+    assert!(s.made > s.used, "a speculative decode was discarded: {s:?}");
+    assert_eq!(report.utterances.len(), 1, "the pause did not end the turn");
+    let u = &report.utterances[0];
+    assert!(u.speculative && s.used == 1, "the final came from the decode after the last words");
+    assert_eq!(report.spoken_order, vec![u.utterance], "spoken once");
+    let heard = u.heard.to_lowercase();
+    assert!(heard.contains("spades") && heard.contains("hearts"), "words on both sides of the pause: {heard:?}");
+    let e = word_errors(&cards.reference, &u.heard);
+    assert!(e.errors() as f64 / e.reference_words as f64 <= 0.25, "{:?} against {:?}", u.heard, cards.reference);
 }

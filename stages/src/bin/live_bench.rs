@@ -2,20 +2,24 @@
 //! time through the file "microphone" (the same path as a sound card after the rings).
 //!
 //! usage: live_bench [--rewriters identity,smollm2] [--style casual] [--audio DIR]
-//!        [--files a.wav,b.wav] [--no-barge-in] [--json FILE]
+//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--verbose]
+//!        [--json FILE]
 //!
 //! Each rewriter is measured over every English recording in DIR (default
 //! ../shared/audio beside the checkout); per utterance the latency runs from the end of
 //! speech in the input to the first audible sample out, on one clock. Printed: per file
 //! the utterances heard, spoken and flushed; per rewriter p50/p90 over all utterances
 //! and the medians of its parts (hear: end-of-turn + final decode; voice: rewrite + TTS
-//! of the first clause; play: waiting behind earlier speech). Pin it to two cores with
-//! `taskset -c 0,1` to measure the 2-core goal.
+//! of the first clause; play: waiting behind earlier speech), and how many finals came
+//! from the decode started when speech stopped (`--speculate-ms off` waits for the end of
+//! turn instead, the way to measure what that saves; `--whole-clauses` speaks a long first
+//! clause whole instead of in two pieces). `--verbose` prints every
+//! utterance. Pin it to two cores with `taskset -c 0,1` to measure the 2-core goal.
 
 use std::path::PathBuf;
 
 use revoice_stages::live::files::SpeakerTarget;
-use revoice_stages::live::{FileRun, Interaction, LiveOptions, UtteranceRecord, percentile, run_files};
+use revoice_stages::live::{FileRun, Interaction, LiveOptions, SpeculationStats, UtteranceRecord, percentile, run_files};
 use revoice_stages::{rewrite, tts};
 use tokio_util::sync::CancellationToken;
 
@@ -25,6 +29,9 @@ struct Args {
     audio: PathBuf,
     files: Option<Vec<String>>,
     barge_in: bool,
+    speculate_ms: Option<u32>,
+    verbose: bool,
+    lead_phrase: bool,
     json: Option<PathBuf>,
 }
 
@@ -35,6 +42,9 @@ fn parse() -> Result<Args, String> {
         audio: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/audio"),
         files: None,
         barge_in: true,
+        speculate_ms: Some(revoice_stages::live::session::SPECULATE_AFTER_MS),
+        verbose: false,
+        lead_phrase: true,
         json: None,
     };
     let mut it = std::env::args().skip(1);
@@ -46,6 +56,12 @@ fn parse() -> Result<Args, String> {
             "--audio" => a.audio = PathBuf::from(value()?),
             "--files" => a.files = Some(value()?.split(',').map(str::to_string).collect()),
             "--no-barge-in" => a.barge_in = false,
+            "--speculate-ms" => {
+                let v = value()?;
+                a.speculate_ms = if v == "off" { None } else { Some(v.parse().map_err(|_| format!("--speculate-ms {v}: not a number of milliseconds or `off`"))?) };
+            }
+            "--verbose" => a.verbose = true,
+            "--whole-clauses" => a.lead_phrase = false,
             "--json" => a.json = Some(PathBuf::from(value()?)),
             other => return Err(format!("unknown flag {other}; see the file's doc comment")),
         }
@@ -103,12 +119,20 @@ fn run(args: &Args) -> Result<(), String> {
     let files = english_files(args)?;
     let voice = tts::find_voice("joe").map_err(|e| e.to_string())?;
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    println!("live latency bench: {} files, {cores} cores visible, barge-in {}", files.len(), if args.barge_in { "on" } else { "off" });
+    let speculate = args.speculate_ms.map_or("off".to_string(), |ms| format!("after {ms} ms"));
+    println!(
+        "live latency bench: {} files, {cores} cores visible, barge-in {}, speculative final decode {speculate}",
+        files.len(),
+        if args.barge_in { "on" } else { "off" }
+    );
     let mut json = Vec::new();
     for r in &args.rewriters {
         let (style, llm) = if r == "identity" { ("identity", "smollm2") } else { (args.style.as_str(), r.as_str()) };
         let choice = rewrite::choose(style, None, llm).map_err(|e| e.to_string())?;
-        let options = LiveOptions::new(voice.clone(), choice, Interaction { barge_in: args.barge_in, full_duplex: true });
+        let mut options = LiveOptions::new(voice.clone(), choice, Interaction { barge_in: args.barge_in, full_duplex: true });
+        options.speculate_after_ms = args.speculate_ms;
+        options.lead_phrase = args.lead_phrase;
+        let mut speculation = SpeculationStats::default();
         let mut all: Vec<UtteranceRecord> = Vec::new();
         println!("\n== rewriter {r} (style {style}) ==");
         println!("{:<48} {:>5} {:>6} {:>7} {:>8}", "file", "heard", "spoken", "flushed", "p50 ms");
@@ -120,6 +144,24 @@ fn run(args: &Args) -> Result<(), String> {
             let flushed = report.utterances.iter().filter(|u| u.flushed).count();
             let p50 = median(report.utterances.iter().filter_map(|u| u.latency).collect());
             println!("{f:<48} {:>5} {spoken:>6} {flushed:>7} {:>8}", report.utterances.len(), ms(p50));
+            if args.verbose {
+                for u in &report.utterances {
+                    let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| ms(u.stages.as_ref().map(f));
+                    let text: String = u.heard.chars().take(60).collect();
+                    println!(
+                        "    #{} end {:.2} s: {} ms (hear {}, voice {}, play {}){} {text:?}",
+                        u.utterance,
+                        u.speech_end,
+                        ms(u.latency),
+                        part(|s| s.hear),
+                        part(|s| s.voice),
+                        part(|s| s.play),
+                        if u.speculative { " spec" } else { "" }
+                    );
+                }
+            }
+            speculation.made += report.speculation.made;
+            speculation.used += report.speculation.used;
             all.extend(report.utterances);
         }
         let mut lat: Vec<f64> = all.iter().filter_map(|u| u.latency).collect();
@@ -127,18 +169,21 @@ fn run(args: &Args) -> Result<(), String> {
         let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| median(all.iter().filter_map(|u| u.stages.as_ref().map(f)).collect());
         let (hear, voice_t, play) = (part(|s| s.hear), part(|s| s.voice), part(|s| s.play));
         println!(
-            "{r}: {} utterances spoken; voice-to-voice p50 {} ms, p90 {} ms; medians of the parts: hear {} ms, voice {} ms, play {} ms",
+            "{r}: {} utterances spoken; voice-to-voice p50 {} ms, p90 {} ms; medians of the parts: hear {} ms, voice {} ms, play {} ms; speculative finals {} used of {} made",
             lat.len(),
             ms(percentile(&lat, 50.0)),
             ms(percentile(&lat, 90.0)),
             ms(hear),
             ms(voice_t),
-            ms(play)
+            ms(play),
+            speculation.used,
+            speculation.made
         );
         json.push(serde_json::json!({
             "rewriter": r, "style": style, "spoken": lat.len(),
             "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0),
             "hear_median": hear, "voice_median": voice_t, "play_median": play,
+            "speculate_ms": args.speculate_ms, "speculation": speculation,
             "utterances": all,
         }));
     }

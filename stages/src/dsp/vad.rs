@@ -247,6 +247,12 @@ impl Segmenter {
         self.pos
     }
 
+    /// Samples of silence at the end of the speech in progress (0 while speech goes on,
+    /// or when there is none): the utterance ends when this reaches `min_silence_ms`.
+    pub fn trailing_silence(&self) -> usize {
+        self.speech.as_ref().map_or(0, |s| (s.silence_run * WINDOW).min(s.samples.len()))
+    }
+
     /// Add one window (any length up to [`WINDOW`]) with its speech probability; returns
     /// an utterance when one is complete.
     pub fn push(&mut self, window: &[f32], prob: f32) -> Option<Utterance> {
@@ -462,6 +468,23 @@ mod tests {
         .concat();
         let out = run(&config, &probs);
         assert_eq!(out.len(), 2, "{:?}", out.iter().map(|u| (u.start, u.samples.len())).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn trailing_silence_counts_the_quiet_windows_after_speech() {
+        let config = VadConfig { min_silence_ms: 320, ..VadConfig::default() };
+        let mut seg = Segmenter::new(&config).unwrap();
+        let w = vec![0.0; WINDOW];
+        assert_eq!(seg.trailing_silence(), 0, "no speech yet");
+        for _ in 0..10 {
+            seg.push(&w, 0.9);
+        }
+        assert_eq!(seg.trailing_silence(), 0);
+        seg.push(&w, 0.1);
+        seg.push(&w, 0.1);
+        assert_eq!(seg.trailing_silence(), 2 * WINDOW);
+        seg.push(&w, 0.9);
+        assert_eq!(seg.trailing_silence(), 0, "speech resumed");
     }
 
     #[test]

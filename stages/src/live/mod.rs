@@ -16,20 +16,26 @@
 //! | [`ring`] | the lock-free SPSC ring |
 //! | [`endpoint`] | capture and playback rings, playback marks and latency reports |
 //! | [`clock`] | the pacing clock of file sessions (accelerable) |
+//! | [`lead`] | a long first clause spoken in two pieces, so its first words play sooner |
+//! | [`loops`] | Whisper's repetition loops cut back to one copy |
 //! | [`files`] | `--input-file` / `--output-file`: a file as microphone and as speaker |
 //! | [`device`] | cpal devices: listing, choosing by name or index, streams |
 //! | [`session`] | assembling and running the graph; the latency log and its summary |
+//! | [`speculate`] | the final decode started when speech stops, kept until the turn ends |
 //! | [`runner`] | whole sessions: files paced by a clock, or sound cards |
 
 pub mod clock;
 pub mod device;
 pub mod endpoint;
 pub mod files;
+pub mod lead;
+pub mod loops;
 pub mod playback;
 pub mod ring;
 pub mod runner;
 pub mod session;
 pub mod source;
+pub mod speculate;
 pub mod stt;
 
 use std::sync::{Arc, Mutex};
@@ -40,6 +46,7 @@ use revoice_pipeline::Epoch;
 pub use runner::{FileRun, run_devices, run_files, run_loopback, run_source};
 pub use session::{LiveOptions, LiveReport, LiveSession, StageTimes, UtteranceRecord, percentile};
 pub use source::Interaction;
+pub use speculate::SpeculationStats;
 
 /// What can go wrong in a live session. Each message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +120,7 @@ struct LogInner {
     utterances: Vec<UtteranceRecord>,
     /// Per recent utterance: when its final text came, when its audio was queued.
     instants: Vec<(u64, Instant, Option<Instant>)>,
+    speculation: SpeculationStats,
 }
 
 impl LiveLog {
@@ -120,7 +128,7 @@ impl LiveLog {
         f(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
-    pub(crate) fn heard(&self, utterance: u64, speech_end: f64, text: &str, epoch: Epoch) {
+    pub(crate) fn heard(&self, utterance: u64, speech_end: f64, text: &str, epoch: Epoch, speculative: bool) {
         self.with(|l| {
             l.utterances.push(UtteranceRecord {
                 utterance,
@@ -131,6 +139,7 @@ impl LiveLog {
                 latency: None,
                 flushed: false,
                 stages: None,
+                speculative,
             });
             l.instants.push((utterance, Instant::now(), None));
             // Only recent utterances can still be queued or played.
@@ -171,6 +180,14 @@ impl LiveLog {
             }
             r.latency
         })
+    }
+
+    pub(crate) fn set_speculation(&self, stats: SpeculationStats) {
+        self.with(|l| l.speculation = stats);
+    }
+
+    pub fn speculation(&self) -> SpeculationStats {
+        self.with(|l| l.speculation)
     }
 
     pub fn records(&self) -> Vec<UtteranceRecord> {

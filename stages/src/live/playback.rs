@@ -1,7 +1,8 @@
 //! The live sink: speech from the TTS goes into the playback ring, converted to the
 //! device's format one utterance at a time (so no utterance's end waits in a resampler
-//! for the next one). It marks each utterance's first audible sample for the latency
-//! measurement, drops stale audio, and at the end waits until the ring has played out.
+//! for the next one). It drops the silence a voice starts with (it would only delay the
+//! speech), marks each utterance's first audible sample for the latency measurement,
+//! drops stale audio, and at the end waits until the ring has played out.
 
 use std::time::Duration;
 
@@ -12,6 +13,9 @@ use crate::dsp::resample::{Converter, mix_channels};
 
 /// A sample at least this loud counts as audible (−60 dBFS).
 pub const AUDIBLE: f32 = 1e-3;
+
+/// Of the silence before an utterance's first audible sample, this much is kept.
+const LEAD_IN_S: f64 = 0.005;
 
 pub struct PlaybackSink {
     pub(super) feed: PlaybackFeed,
@@ -26,6 +30,8 @@ struct Current {
     epoch: u64,
     converter: Option<Converter>,
     marked: bool,
+    /// An audible sample has come (the silence before it is dropped).
+    audible: bool,
     /// Audio held back until the prebuffer is full (emptied once it is).
     held: Option<Vec<f32>>,
 }
@@ -55,7 +61,7 @@ impl Stage for PlaybackSink {
                         if fresh {
                             finish_utterance(&mut feed, &mut current, &io, &log)?;
                             let held = (prebuffer > 0).then(Vec::new);
-                            current = Some(Current { utterance: frame.utterance, epoch: frame.epoch, converter: None, marked: false, held });
+                            current = Some(Current { utterance: frame.utterance, epoch: frame.epoch, converter: None, marked: false, audible: false, held });
                         }
                         let c = current.as_mut().expect("set above");
                         let to = feed.format();
@@ -66,15 +72,27 @@ impl Stage for PlaybackSink {
                             Some(conv) => conv.push(&chunk).map_err(StageError::from)?.map(|x| x.samples).unwrap_or_default(),
                             None => mix_channels(&chunk.samples, chunk.format.channel_count(), to.channel_count()),
                         };
+                        let samples = if c.audible {
+                            &samples[..]
+                        } else {
+                            let lead_in = (LEAD_IN_S * f64::from(to.rate())) as usize * to.channel_count();
+                            match speech_start(&samples, to.channel_count(), lead_in) {
+                                Some(i) => {
+                                    c.audible = true;
+                                    &samples[i..]
+                                }
+                                None => continue,
+                            }
+                        };
                         match c.held.as_mut() {
-                            Some(held) if held.len() + samples.len() < prebuffer => held.extend_from_slice(&samples),
+                            Some(held) if held.len() + samples.len() < prebuffer => held.extend_from_slice(samples),
                             Some(held) => {
                                 let mut all = std::mem::take(held);
-                                all.extend_from_slice(&samples);
+                                all.extend_from_slice(samples);
                                 c.held = None;
                                 write(&mut feed, c, &all, &io, &log);
                             }
-                            None => write(&mut feed, c, &samples, &io, &log),
+                            None => write(&mut feed, c, samples, &io, &log),
                         }
                     }
                     Payload::Marker(Marker::UtteranceEnd { .. }) if current.as_ref().is_some_and(|c| c.utterance == frame.utterance) => {
@@ -92,6 +110,14 @@ impl Stage for PlaybackSink {
             Ok(())
         }))
     }
+}
+
+/// Where to start playing interleaved `samples` that begin an utterance: `lead_in`
+/// samples before the first audible one (on a frame boundary); `None` when none is.
+fn speech_start(samples: &[f32], channels: usize, lead_in: usize) -> Option<usize> {
+    let i = samples.iter().position(|x| x.abs() >= AUDIBLE)?;
+    let i = i - i % channels.max(1);
+    Some(i.saturating_sub(lead_in))
 }
 
 fn finish_utterance(feed: &mut PlaybackFeed, current: &mut Option<Current>, io: &StageIo, log: &super::LiveLog) -> Result<(), StageError> {
@@ -138,5 +164,19 @@ fn write(feed: &mut PlaybackFeed, c: &mut Current, samples: &[f32], io: &StageIo
 impl super::endpoint::PlaybackHandle {
     fn is_empty_or_cancelled(&self, io: &StageIo) -> bool {
         io.cancel.is_cancelled() || self.queued() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_utterance_starts_just_before_its_first_audible_frame() {
+        let mut stereo = vec![0.0f32; 200];
+        stereo[151] = 0.2; // right channel of frame 75
+        assert_eq!(speech_start(&stereo, 2, 10), Some(140));
+        assert_eq!(speech_start(&stereo, 2, 1000), Some(0));
+        assert_eq!(speech_start(&[1e-4; 64], 1, 0), None, "below -60 dBFS is silence");
     }
 }

@@ -10,6 +10,7 @@ use revoice_pipeline::{EdgeConfig, EpochWatch, Graph, GraphBuilder, StopCheck, T
 use tokio_util::sync::CancellationToken;
 
 use super::endpoint::{CaptureOut, PlaybackFeed, PlaybackHandle, Played};
+use super::lead::LeadPhrase;
 use super::playback::PlaybackSink;
 use super::ring::Consumer;
 use super::source::{Interaction, LiveSource};
@@ -29,6 +30,10 @@ const MIC_EDGE_FRAMES: usize = 3000;
 /// time, so this rarely waits).
 const PREBUFFER_S: f64 = 0.05;
 
+/// Silence after speech before its final decode starts, ahead of the end of turn; it
+/// starts no sooner than the VAD's padding after speech is there (100 ms: 4 windows).
+pub const SPECULATE_AFTER_MS: u32 = 0;
+
 /// Everything that decides how a live session runs.
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
@@ -41,17 +46,34 @@ pub struct LiveOptions {
     pub interaction: Interaction,
     /// Seconds of silence added after each utterance for Whisper (see [`PaddedWhisper`]).
     pub stt_pad_s: f64,
+    /// Start an utterance's final decode after this much silence (and no sooner than the
+    /// VAD's padding is there), before the end of turn is confirmed (see
+    /// [`super::speculate`]); `None` waits for the end of turn.
+    pub speculate_after_ms: Option<u32>,
+    /// Speak a long first clause in two pieces, so its first words play sooner (see
+    /// [`super::lead`]).
+    pub lead_phrase: bool,
 }
 
 impl LiveOptions {
     /// Settings tuned for latency: a shorter end-of-turn silence (300 ms) and padding;
-    /// Whisper encodes only as much of its window as the utterance (plus 1.5 s of added
-    /// silence) fills, so the partial decodes cost little; and one thread per model (each stage has its own thread, so they overlap; more
-    /// threads per model oversubscribe a small machine, and whisper.cpp's spinning
-    /// threads then slow down by orders of magnitude).
+    /// the final decode starts as soon as the padding after speech is there, inside that
+    /// silence; Whisper encodes only as much of its window as the utterance (plus 1.5 s
+    /// of added silence) fills, so the partial decodes cost little, and stops a looping
+    /// decode at 6 tokens a second; a long first clause is spoken in two pieces; and one
+    /// thread per model (each stage has its own thread, so they overlap; more threads
+    /// per model oversubscribe a small machine, and whisper.cpp's spinning threads then
+    /// slow down by orders of magnitude).
     pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
         Self {
-            whisper: WhisperConfig { threads: 1, fit_audio_context: true, temperature_fallback: false, ..WhisperConfig::default() },
+            // Without the fallback, a decode caught in a loop is cut by the token budget.
+            whisper: WhisperConfig {
+                threads: 1,
+                fit_audio_context: true,
+                temperature_fallback: false,
+                max_tokens_per_s: 6.0,
+                ..WhisperConfig::default()
+            },
             // Long speech is cut at its quietest point every 10 s at most: each partial
             // re-decodes the utterance from its start, so its cost grows with its length.
             vad: VadConfig { min_silence_ms: 300, speech_pad_ms: 100, max_utterance_s: 10.0, ..VadConfig::default() },
@@ -61,6 +83,8 @@ impl LiveOptions {
             overrides: Overrides { threads: Some(1), ..Overrides::default() },
             interaction,
             stt_pad_s: 1.5,
+            speculate_after_ms: Some(SPECULATE_AFTER_MS),
+            lead_phrase: true,
         }
     }
 }
@@ -81,6 +105,8 @@ pub struct UtteranceRecord {
     pub flushed: bool,
     /// Where the latency went, when it was spoken.
     pub stages: Option<StageTimes>,
+    /// Its final text came from the decode started when its speech stopped.
+    pub speculative: bool,
 }
 
 /// One utterance's latency in parts (seconds; they add up to the latency, give or take
@@ -108,6 +134,8 @@ pub struct LiveReport {
     pub underrun_seconds: f64,
     pub flushed_seconds: f64,
     pub output_seconds: f64,
+    /// Final decodes started when speech stopped, and how many became finals.
+    pub speculation: super::SpeculationStats,
 }
 
 /// A session ready to run: models loaded, graph checked.
@@ -147,6 +175,9 @@ pub fn prepare(
     let voice_format = tts::voice_format(&options.voice)?;
     let mut tts_engine: Box<dyn TextToSpeech> = tts::engine_for(&options.voice, &options.overrides)?;
     let _ = tts_engine.synthesize("Hello.", &mut |_| {}, &stop);
+    if options.lead_phrase {
+        tts_engine = Box::new(LeadPhrase::new(tts_engine));
+    }
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "live models loaded and warmed up");
 
     let interaction = options.interaction;
@@ -161,6 +192,8 @@ pub fn prepare(
         events: events.clone(),
         timeline,
         log: log.clone(),
+        pad_samples: (u64::from(options.vad.speech_pad_ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize,
+        speculate_after: options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize),
     };
     let rewrite = RewriteStage::new("rewrite", Engine::Ready(rewriter)).streaming(true);
     let tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
@@ -298,6 +331,7 @@ impl Monitor {
             underrun_seconds: stats.underrun_frames.load(Relaxed) as f64 / f64::from(self.output_rate),
             flushed_seconds: frames(stats.flushed_samples.load(Relaxed)),
             output_seconds: stats.frames_out.load(Relaxed) as f64 / f64::from(self.output_rate),
+            speculation: self.log.speculation(),
         }
     }
 }

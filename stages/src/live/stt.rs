@@ -5,14 +5,22 @@
 //! must be heard. So this stage reads every frame, and stamps each final text with the
 //! epoch in effect where its speech began ([`EpochTimeline`]): an utterance that was
 //! already spoken before a barge-in is flushed downstream, the interrupting one is not.
+//!
+//! The VAD is fed one window at a time, and after each the stage looks whether speech
+//! has stopped and been followed by the VAD's padding: then it starts the utterance's
+//! final decode at once ([`super::speculate`]) on exactly the audio the VAD will close
+//! the utterance with if the silence lasts (so the final text is the same as without
+//! speculation), and discards it if speech resumes.
 
 use std::sync::mpsc::Sender;
 
 use revoice_pipeline::{AudioFormat, EngineError, Frame, Payload, Port, Ports, SpeechToText, Stage, StageBody, StageError, StageIo, StopCheck, Text};
 
+use super::loops::collapse_loops;
+use super::speculate::SpeculativeFinal;
 use super::{EpochTimeline, LiveEvent, LiveLog};
 use crate::dsp::vad::{VAD_SAMPLE_RATE, WINDOW};
-use crate::stt::{StreamEvent, StreamingTranscriber, WhisperEngine};
+use crate::stt::{SttError, StreamEvent, StreamingTranscriber, WhisperEngine};
 
 impl From<crate::stt::SttError> for StageError {
     fn from(e: crate::stt::SttError) -> Self {
@@ -25,16 +33,42 @@ const MAX_BATCH: usize = 2 * VAD_SAMPLE_RATE as usize;
 
 /// Whisper with silence added after each utterance: with `fit_audio_context` the encoder
 /// then sees some quiet after the speech, as in its training windows, which keeps it from
-/// repeating the end of a short utterance.
+/// repeating the end of a short utterance. It answers from the kept speculative decode
+/// when that is the decode asked for.
 pub struct PaddedWhisper {
     pub inner: WhisperEngine,
     pub pad_s: f64,
     buf: Vec<f32>,
+    speculation: SpeculativeFinal,
 }
 
 impl PaddedWhisper {
     pub fn new(inner: WhisperEngine, pad_s: f64) -> Self {
-        Self { inner, pad_s, buf: Vec::new() }
+        Self { inner, pad_s, buf: Vec::new(), speculation: SpeculativeFinal::default() }
+    }
+
+    fn decode(&mut self, audio: &[f32], offset: f64, stop: &StopCheck) -> Result<Vec<Text>, EngineError> {
+        let mut texts = if self.pad_s <= 0.0 {
+            self.inner.transcribe(audio, offset, stop)?
+        } else {
+            self.buf.clear();
+            self.buf.extend_from_slice(audio);
+            let pad = (self.pad_s * f64::from(self.inner.sample_rate())) as usize;
+            self.buf.resize(audio.len() + pad, 0.0);
+            self.inner.transcribe(&self.buf, offset, stop)?
+        };
+        for t in &mut texts {
+            collapse_loops(t);
+        }
+        Ok(texts)
+    }
+
+    /// Decode `audio` (an utterance starting at `offset` whose speech ended at
+    /// `speech_end` samples) now and keep the result for its final.
+    fn speculate(&mut self, audio: &[f32], offset: f64, speech_end: usize, stop: &StopCheck) -> Result<(), EngineError> {
+        let texts = self.decode(audio, offset, stop)?;
+        self.speculation.keep(offset, audio, speech_end, texts);
+        Ok(())
     }
 }
 
@@ -48,14 +82,10 @@ impl SpeechToText for PaddedWhisper {
     }
 
     fn transcribe(&mut self, audio: &[f32], offset: f64, stop: &StopCheck) -> Result<Vec<Text>, EngineError> {
-        if self.pad_s <= 0.0 {
-            return self.inner.transcribe(audio, offset, stop);
+        if let Some(texts) = self.speculation.lookup(audio, offset) {
+            return Ok(texts);
         }
-        self.buf.clear();
-        self.buf.extend_from_slice(audio);
-        let pad = (self.pad_s * f64::from(self.inner.sample_rate())) as usize;
-        self.buf.resize(audio.len() + pad, 0.0);
-        self.inner.transcribe(&self.buf, offset, stop)
+        self.decode(audio, offset, stop)
     }
 }
 
@@ -66,6 +96,12 @@ pub struct LiveStt {
     pub(super) events: Sender<LiveEvent>,
     pub(super) timeline: EpochTimeline,
     pub(super) log: LiveLog,
+    /// The VAD's padding after speech (samples): what an utterance keeps of its trailing
+    /// silence.
+    pub(super) pad_samples: usize,
+    /// Start the final decode after this much silence (samples, at least the padding);
+    /// `None`: only once the end of turn is confirmed.
+    pub(super) speculate_after: Option<usize>,
 }
 
 impl Stage for LiveStt {
@@ -97,11 +133,18 @@ impl Stage for LiveStt {
                         batch.extend_from_slice(&c.samples);
                     }
                 }
-                let events = io.stats.time(|| s.transcriber.push(&batch, &stop))?;
-                if !s.handle(events, &io, &mut partial) {
-                    return Ok(());
+                // One VAD window at a time, so the stage sees the moment speech stops
+                // or resumes (a push scores at most one window).
+                for piece in batch.chunks(WINDOW) {
+                    let events = io.stats.time(|| s.transcriber.push(piece, &stop))?;
+                    if !s.handle(events, &io, &mut partial) {
+                        return Ok(());
+                    }
+                    io.stats.time(|| s.speculate(&stop))?;
                 }
             }
+            // The last partial window is scored only now: it may hold resumed speech.
+            s.transcriber.engine_mut().speculation.discard();
             if !io.cancel.is_cancelled() {
                 let events = io.stats.time(|| s.transcriber.finish(&stop))?;
                 s.handle(events, &io, &mut partial);
@@ -119,6 +162,36 @@ struct Partial {
 }
 
 impl LiveStt {
+    /// Speech has stopped long enough: decode the utterance so far now. Speech resumed,
+    /// or the utterance is over: let a kept decode go.
+    fn speculate(&mut self, stop: &StopCheck) -> Result<(), SttError> {
+        let Some(after) = self.speculate_after else { return Ok(()) };
+        let segmenter = self.transcriber.vad().segmenter();
+        let trailing = segmenter.trailing_silence();
+        let current = segmenter.speech_start().map(|start| start as f64 / f64::from(VAD_SAMPLE_RATE));
+        let engine = self.transcriber.engine_mut();
+        let kept = engine.speculation.kept_offset();
+        if kept.is_some() && (trailing == 0 || kept != current) {
+            engine.speculation.discard();
+        }
+        // Once the padding is there, the utterance the VAD would close is known.
+        if trailing < after.max(self.pad_samples).max(1) {
+            return Ok(());
+        }
+        let Some(u) = self.transcriber.vad().segmenter().current() else { return Ok(()) };
+        let speech_end = u.samples.len() - trailing.min(u.samples.len());
+        let closed = &u.samples[..(speech_end + self.pad_samples).min(u.samples.len())];
+        let engine = self.transcriber.engine_mut();
+        if engine.speculation.covers(u.start_seconds(), speech_end) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        engine.speculate(closed, u.start_seconds(), speech_end, stop)?;
+        self.log.set_speculation(engine.speculation.stats());
+        tracing::debug!(start = u.start_seconds(), seconds = started.elapsed().as_secs_f64(), "speech stopped: final decoded ahead");
+        Ok(())
+    }
+
     /// Report events and send finals on; false when downstream has gone.
     fn handle(&mut self, events: Vec<StreamEvent>, io: &StageIo, partial: &mut Partial) -> bool {
         for e in events {
@@ -153,8 +226,11 @@ impl LiveStt {
         let start = (text.span.start * f64::from(VAD_SAMPLE_RATE)).round() as u64;
         let epoch = self.timeline.epoch_at(start + WINDOW as u64);
         let speech_end = (text.span.end - self.pad_s).max(text.span.start);
-        self.log.heard(utterance, speech_end, &text.text, epoch);
-        tracing::info!(utterance, speech_end, text = %text.text, "heard");
+        let speculation = &mut self.transcriber.engine_mut().speculation;
+        let speculative = speculation.settle(text.span.start);
+        self.log.heard(utterance, speech_end, &text.text, epoch, speculative);
+        self.log.set_speculation(speculation.stats());
+        tracing::info!(utterance, speech_end, speculative, text = %text.text, "heard");
         let _ = self.events.send(LiveEvent::Heard { utterance, text: text.text.clone(), speech_end });
         text.last = true;
         io.blocking_send(Frame::text(utterance, epoch, text)).is_ok()
@@ -171,3 +247,4 @@ fn join(into: &mut String, more: &str) {
     }
     into.push_str(more);
 }
+

@@ -74,6 +74,15 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
         &self.engine
     }
 
+    pub fn engine_mut(&mut self) -> &mut E {
+        &mut self.engine
+    }
+
+    /// The VAD, to see where the speech in progress stands.
+    pub fn vad(&self) -> &Vad {
+        &self.vad
+    }
+
     /// Add 16 kHz mono audio.
     pub fn push(&mut self, samples: &[f32], stop: &StopCheck) -> Result<Vec<StreamEvent>, SttError> {
         let mut done: Vec<Utterance> = Vec::new();
@@ -86,7 +95,10 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
         if let Some(start) = self.vad.segmenter().speech_start() {
             self.start_if_needed(start as f64 / f64::from(self.engine.sample_rate()), &mut events);
             let every = (self.config.partial_every_s * f64::from(self.engine.sample_rate())) as usize;
-            let current = self.vad.segmenter().current();
+            // While the speech has paused there is nothing new to show, and the decode
+            // would only delay the final one if the pause ends the turn.
+            let paused = self.vad.segmenter().trailing_silence() > 0;
+            let current = if paused { None } else { self.vad.segmenter().current() };
             if let Some(u) = current
                 && u.samples.len() >= self.decoded_len + every
             {

@@ -56,6 +56,11 @@ pub struct WhisperConfig {
     /// one. Texts go back to their utterances by segment times. English-only models only
     /// (see [`WhisperEngine::packs`]).
     pub pack: bool,
+    /// Stop a decode after this many tokens per second of audio (plus a few), as one
+    /// segment; 0 for no limit. A decode stuck repeating a phrase then ends early instead
+    /// of running to the end of Whisper's text window (220 tokens, seconds on a CPU):
+    /// live mode, which has no time for the temperature fallback, sets it.
+    pub max_tokens_per_s: f64,
     /// Run on the GPU (builds with the `cuda` feature). Set by [`crate::gpu`] under a lease
     /// from the memory arbiter, never from a config file.
     #[serde(skip)]
@@ -73,6 +78,7 @@ impl Default for WhisperConfig {
             word_times: true,
             temperature_fallback: true,
             pack: true,
+            max_tokens_per_s: 0.0,
             gpu: false,
         }
     }
@@ -227,6 +233,11 @@ impl WhisperEngine {
         if config.fit_audio_context {
             p.set_audio_ctx(audio_ctx_for(samples));
         }
+        if let Some(max) = token_budget(config.max_tokens_per_s, samples) {
+            // Per segment in whisper.cpp: one segment makes it a budget for the decode.
+            p.set_single_segment(true);
+            p.set_max_tokens(max);
+        }
         // whisper-rs 0.16's `set_abort_callback_safe` hands its trampoline a pointer of the
         // wrong type (a boxed trait object read as the closure), so use the raw callback.
         // SAFETY: `stop` outlives the `full` call these params are consumed by (see `run`),
@@ -361,6 +372,8 @@ impl WhisperEngine {
         let config = WhisperConfig {
             word_times: packed || self.config.word_times,
             temperature_fallback: self.config.temperature_fallback && !packed,
+            // The budget makes one segment of the decode; a packed window needs its segments.
+            max_tokens_per_s: if packed { 0.0 } else { self.config.max_tokens_per_s },
             ..self.config.clone()
         };
         let params = Self::params(&config, self.threads, input.len(), stop);
@@ -454,6 +467,16 @@ pub fn audio_ctx_for(samples: usize) -> i32 {
     ctx.min(FULL_AUDIO_CTX)
 }
 
+/// The most tokens a decode of `samples` may take at `per_s` tokens a second (with a
+/// margin for the timestamps and a short utterance's few words); `None` for no limit.
+pub fn token_budget(per_s: f64, samples: usize) -> Option<i32> {
+    if per_s <= 0.0 || !per_s.is_finite() {
+        return None;
+    }
+    let seconds = samples as f64 / f64::from(WHISPER_SAMPLE_RATE);
+    Some(((seconds * per_s).ceil() as i32).saturating_add(10))
+}
+
 impl SpeechToText for WhisperEngine {
     fn name(&self) -> String {
         self.name.clone()
@@ -511,6 +534,13 @@ mod tests {
         assert!(looks_looped("and then we go and then we go and then we go home"));
         assert!(!looks_looped("and then we go home, and then we go out to eat"));
         assert!(!looks_looped(""));
+    }
+
+    #[test]
+    fn the_token_budget_grows_with_the_audio_and_is_off_at_zero() {
+        assert_eq!(token_budget(0.0, 16_000 * 5), None);
+        assert_eq!(token_budget(6.0, 16_000), Some(16));
+        assert_eq!(token_budget(6.0, 16_000 * 10), Some(70));
     }
 
     #[test]
