@@ -175,8 +175,8 @@ pub fn file_job(input: &Input, output: &Path, options: &RevoiceOptions) -> Resul
         .converter(Box::new(crate::registry::converter))
         .stage(Box::new(source), small)
         .stage(Box::new(ProcessorStage(Resample::new(AudioFormat::mono(VAD_SAMPLE_RATE)))), small)
-        // Room for a few whole utterances (three frames each): Whisper takes those that wait
-        // together in one window.
+        // Room for a few whole utterances (three frames each), so that the VAD finds the next
+        // Whisper window's worth while Whisper decodes this one.
         .stage(Box::new(ProcessorStage(vad)), EdgeConfig::blocking(3 * 8))
         .stage(Box::new(stt), small)
         .stage(Box::new(ProcessorStage(TextTap::new(texts.clone(), false))), small)

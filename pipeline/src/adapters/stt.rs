@@ -2,9 +2,10 @@
 //! emits its text, framed by the same markers.
 //!
 //! An engine with a fixed window (Whisper: 30 s, whatever the utterance fills) says so through
-//! [`SpeechToText::pack_seconds`]; the stage then hands it the utterances that are already
-//! complete and waiting together, up to that many seconds, instead of one window each. It
-//! never waits for more audio to fill a pack: what is queued when the engine is free goes.
+//! [`SpeechToText::pack_seconds`]; the stage then hands it consecutive utterances, up to that
+//! many seconds, instead of one window each. A pack is cut by length only, never by timing,
+//! so the same input gives the same text however busy the machine is; the first text comes
+//! once the VAD has found the first pack's worth of speech.
 
 use super::{Engine, frame_marker};
 use crate::engine::{EngineError, SpeechToText};
@@ -119,18 +120,7 @@ impl Stage for SttStage {
                 Ok(true)
             };
             loop {
-                // With complete utterances waiting, take only what is already queued: the
-                // engine is free, so it should not wait for more.
-                let frame = if packer.ready.is_empty() { io.blocking_recv() } else { io.try_recv() };
-                let Some(frame) = frame else {
-                    if packer.ready.is_empty() {
-                        break;
-                    }
-                    if !run(&io, &mut packer, gate.epoch())? {
-                        return Ok(());
-                    }
-                    continue;
-                };
+                let Some(frame) = io.blocking_recv() else { break };
                 match gate.admit_blocking(&frame, &io, || packer.clear()) {
                     Admit::Drop => continue,
                     Admit::Closed => return Ok(()),

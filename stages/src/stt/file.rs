@@ -12,8 +12,7 @@ use super::input::decode_16k_mono;
 use super::whisper::{WhisperConfig, WhisperEngine};
 use crate::dsp::vad::{SileroVad, Utterance, Vad, VadConfig};
 
-/// Utterances waiting for Whisper (those waiting together share a window); the decoder
-/// blocks when Whisper falls behind.
+/// Utterances waiting for Whisper; the decoder blocks when Whisper falls behind.
 const QUEUE: usize = 8;
 /// The name of the Whisper thread.
 pub const THREAD_NAME: &str = "stt-whisper";
@@ -82,11 +81,12 @@ pub fn transcribe_with(
                 let limit = engine.pack_seconds();
                 let mut held: Option<Utterance> = None;
                 while let Some(first) = held.take().or_else(|| utt_rx.recv().ok()) {
-                    // With the engine free, what is already waiting goes with it.
+                    // Consecutive utterances up to the engine's window (cut by length only,
+                    // so the text does not depend on timing).
                     let mut pack_seconds = first.duration_seconds();
                     let mut pack = vec![first];
                     while limit > 0.0
-                        && let Ok(u) = utt_rx.try_recv()
+                        && let Ok(u) = utt_rx.recv()
                     {
                         if pack_seconds + u.duration_seconds() > limit {
                             held = Some(u);
