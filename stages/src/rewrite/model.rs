@@ -241,7 +241,11 @@ impl Transformer {
             } else {
                 None
             };
-            let zeros = Tensor::zeros((1, n_kv_head, MAX_CONTEXT, head_dim), DType::F32, &device).map_err(bad)?;
+            // Pages nobody has written to yet take no memory, so a short context costs little.
+            let cache = || {
+                let shape = (1, n_kv_head, MAX_CONTEXT, head_dim);
+                Tensor::from_vec(crate::alloc::lazy_zeros(n_kv_head * MAX_CONTEXT * head_dim), shape, &device).map_err(bad)
+            };
             layers.push(Layer {
                 wq: matmul(get(&format!("{p}.attn_q.weight"))?)?,
                 wk: matmul(get(&format!("{p}.attn_k.weight"))?)?,
@@ -253,10 +257,8 @@ impl Transformer {
                 w_gate: matmul(get(&format!("{p}.ffn_gate.weight"))?)?,
                 w_up: matmul(get(&format!("{p}.ffn_up.weight"))?)?,
                 w_down: matmul(get(&format!("{p}.ffn_down.weight"))?)?,
-                // Zeroed allocations of their own, not a copy: pages nobody has written
-                // to yet take no memory (a copy writes all 2048 positions at load).
-                v_cache: Tensor::zeros((1, n_kv_head, MAX_CONTEXT, head_dim), DType::F32, &device).map_err(bad)?,
-                k_cache: zeros,
+                k_cache: cache()?,
+                v_cache: cache()?,
             });
         }
 
