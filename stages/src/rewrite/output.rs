@@ -1,5 +1,5 @@
 //! What a rewrite must be: only the utterance (no preamble, quotes or notes), with the input's
-//! numbers, names and negations, within its length budget.
+//! numbers, names, negations and most of its content words, within its length budget.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +15,18 @@ const NEGATIONS: &[&str] = &[
     "not", "no", "never", "nobody", "nothing", "none", "nowhere", "neither", "nor", "cannot", "without",
     "unable", "refuse", "refused", "lack", "lacks", "unavailable",
 ];
+
+/// Common words of four letters or more that carry little of what an utterance is about.
+const FUNCTION_WORDS: &[&str] = &[
+    "about", "also", "been", "because", "being", "both", "could", "does", "doing", "done", "each", "even", "from",
+    "going", "gonna", "have", "having", "here", "into", "just", "like", "made", "make", "many", "more", "most",
+    "much", "must", "only", "other", "over", "really", "same", "shall", "should", "some", "such", "than", "that",
+    "their", "them", "then", "there", "these", "they", "this", "those", "very", "wanna", "well", "were", "what",
+    "when", "where", "which", "while", "will", "with", "would", "yeah", "your", "yours", "okay",
+];
+
+/// Share of the input's content words a rewrite keeps at least (see [`content_stems`]).
+const CONTENT_KEPT: f64 = 1.0 / 3.0;
 
 /// Words that start with a capital without being names.
 const NOT_NAMES: &[&str] = &[
@@ -111,6 +123,19 @@ pub fn has_negation(text: &str) -> bool {
     })
 }
 
+/// What an utterance is about, roughly: the first four letters of each word of four letters
+/// or more that is not a function word or a negation ("office", "working" → "offi", "work").
+/// A rewrite may rephrase, but an answer sharing none of these ("no" for "Nobody in the
+/// office wants to work on Saturday") says something else.
+pub fn content_stems(text: &str) -> BTreeSet<String> {
+    words(text)
+        .map(|w| w.to_lowercase())
+        .filter(|w| w.chars().count() >= 4 && w.chars().all(char::is_alphabetic))
+        .filter(|w| !FUNCTION_WORDS.contains(&w.as_str()) && !NEGATIONS.contains(&w.as_str()))
+        .map(|w| w.chars().take(4).collect())
+        .collect()
+}
+
 fn counts(items: Vec<String>) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for i in items {
@@ -131,6 +156,8 @@ pub struct Required {
     pub question: bool,
     /// English output: a negation the input lacks would flip its meaning.
     english: bool,
+    /// The input's [`content_stems`] (English output only): a share of them must remain.
+    content: BTreeSet<String>,
     /// Lower-cased words of the input and its context: names in the output must come from here.
     known_words: BTreeSet<String>,
     /// Numbers of the input and its context: the only numbers the output may have.
@@ -153,6 +180,7 @@ impl Required {
             negation: english && has_negation(input),
             question: input.contains('?'),
             english,
+            content: if english { content_stems(input) } else { BTreeSet::new() },
             known_words: words(&both).map(|w| w.to_lowercase()).collect(),
             known_numbers: numbers(&both).into_iter().collect(),
         }
@@ -184,6 +212,13 @@ impl Required {
         }
         if self.question && !output.contains('?') {
             out.push("the question".to_string());
+        }
+        // Few content words leave too little to judge by (a greeting, "Yes, that works").
+        if self.content.len() >= 3 {
+            let kept = content_stems(output).intersection(&self.content).count();
+            if (kept as f64) < CONTENT_KEPT * self.content.len() as f64 {
+                out.push("what was said".to_string());
+            }
         }
         out
     }
@@ -229,13 +264,26 @@ mod tests {
         let r = Required::of("Yesterday Alice did not pay the 40 dollars to Bob.", true);
         assert!(r.missing("Alice didn't pay Bob the 40 dollars.").is_empty());
         assert_eq!(r.missing("Alice paid Bob 14 dollars."), vec!["40", "the negation"]);
-        assert_eq!(r.missing("She did not pay 40."), vec!["Alice", "Bob"]);
+        assert_eq!(r.missing("She did not pay 40."), vec!["Alice", "Bob", "what was said"]);
         // Every occurrence counts.
         let r = Required::of("On day 7 we rested. On day 7 we ate.", true);
         assert_eq!(r.missing("On day 7 we rested and ate."), vec!["7"]);
         assert!(r.missing("We rested on day 7, and ate on day 7.").is_empty());
         let t = Required::of("Alice did not pay.", false);
         assert!(!t.negation);
+    }
+
+    #[test]
+    fn an_answer_about_something_else_misses_what_was_said() {
+        let input = "Nobody in the office wants to work on Saturday.";
+        assert_eq!(content_stems(input).into_iter().collect::<Vec<_>>(), ["offi", "satu", "want", "work"]);
+        let r = Required::of(input, true);
+        assert_eq!(r.missing("No."), vec!["what was said"]);
+        assert!(r.missing("No one at the office wishes to work this Saturday.").is_empty());
+        assert!(r.missing("Arr, no matey aboard wants to toil on Saturday!").is_empty());
+        // Short inputs and other languages are not judged this way.
+        assert!(Required::of("Yes, that works.", true).missing("Indeed.").is_empty());
+        assert!(Required::of(input, false).missing("Niemand im Büro will am Samstag arbeiten.").is_empty());
     }
 
     #[test]
