@@ -1,8 +1,9 @@
 //! Every preset over a fixed list of varied sentences (numbers, names, negations, questions):
 //! every output is non-empty, has no preamble, is no runaway (the budget is asked for, not
 //! enforced: within twice of it), and keeps the
-//! input's numbers and names (checked automatically). Runs on SmolLM2 (all presets) and on
-//! the default Qwen model (two presets, to keep the run short on two cores).
+//! input's numbers and names (checked automatically). Runs on SmolLM2 (every English preset) and on
+//! the default Qwen model (two presets, to keep the run short on two cores). SmolLM2 knows
+//! English only and refuses to translate.
 
 use std::path::PathBuf;
 
@@ -95,14 +96,26 @@ fn check_preset(model_path: &PathBuf, preset: &str) -> usize {
 fn smollm2_every_preset() {
     let path = model("smollm2-135m-instruct");
     let mut total = 0;
-    for preset in ["formal", "casual", "concise", "plain-english", "friendly", "pirate", "translate-to-french"] {
+    let presets = ["formal", "casual", "concise", "plain-english", "friendly", "pirate"];
+    for preset in presets {
         total += check_preset(&path, preset);
     }
     // The smallest model often falls back (to the original text, which is safe). Since the
     // turns it copied are no longer shown to it as context, it copies less and fails the
     // checks more: formal went from 0 to 13 of 22 sentences changed, and 74 of 154 answers
     // were used where about half were before; 40 % must be.
-    assert!(total >= 7 * SENTENCES.len() * 2 / 5, "only {total} of {} rewritten", 7 * SENTENCES.len());
+    let asked = presets.len() * SENTENCES.len();
+    assert!(total >= asked * 2 / 5, "only {total} of {asked} rewritten");
+}
+
+#[test]
+fn smollm2_refuses_to_translate() {
+    // Its GGUF says it knows English only; its French was nonsense that kept the numbers.
+    let path = model("smollm2-135m-instruct");
+    let style = Style::preset("translate-to-french").unwrap();
+    let Err(e) = LlmRewriter::load(LlmConfig::new(path.clone(), style)) else { panic!("SmolLM2 loaded to translate") };
+    let msg = e.to_string();
+    assert!(msg.contains(&path.display().to_string()) && msg.contains("English only") && msg.contains("--model"), "{msg}");
 }
 
 #[test]

@@ -183,6 +183,11 @@ impl Worker {
         } else {
             Transformer::load(&config.model)?
         };
+        // SmolLM2 says it knows English only, and asked to translate it writes nonsense that
+        // the output checks cannot catch (numbers and names survive).
+        if !config.style.english && super::model::languages(&ct).is_some_and(|l| l.iter().all(|l| l == "en")) {
+            return Err(RewriteError::EnglishOnly { path: config.model.clone(), style: config.style.name.clone() });
+        }
         let tokenizer = ChatTokenizer::from_gguf(&ct, &config.model)?;
         tracing::info!(model = %config.model.display(), style = %config.style.name, secs = started.elapsed().as_secs_f32(), "rewrite model loaded");
         let system = config.style.system_prompt();

@@ -60,6 +60,8 @@ pub enum RewriteError {
     UnsupportedArchitecture { path: PathBuf, architecture: String },
     #[error("{path}: not a usable model: {reason}")]
     BadModel { path: PathBuf, reason: String },
+    #[error("{path}: this model knows English only (its general.languages is `en`), and the style `{style}` writes another language; use a multilingual model, e.g. --model qwen2.5-coder-0.5b-instruct")]
+    EnglishOnly { path: PathBuf, style: String },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("unknown style `{name}`; known styles: identity, {}", known.join(", "))]

@@ -114,6 +114,12 @@ pub struct Transformer {
 }
 
 /// Opens and parses a GGUF file's header (metadata and tensor table).
+/// The languages a GGUF says its model was trained on (`general.languages`), if it says.
+pub fn languages(ct: &gguf_file::Content) -> Option<Vec<String>> {
+    let list = ct.metadata.get("general.languages")?.to_vec().ok()?;
+    Some(list.iter().filter_map(|v| v.to_string().ok()).map(|s| s.to_lowercase()).collect())
+}
+
 pub fn read_gguf(path: &Path) -> Result<(gguf_file::Content, BufReader<File>), RewriteError> {
     let file = File::open(path).map_err(|e| RewriteError::Io { path: path.to_path_buf(), source: e })?;
     let mut reader = BufReader::new(file);
