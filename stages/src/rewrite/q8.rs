@@ -107,20 +107,37 @@ impl Q8Matrix {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vnni,f16c")]
     unsafe fn tile(&self, q: &Quantized, m: usize, row0: usize, out: *mut f32) {
+        use std::arch::x86_64::*;
         let rows = ROWS.min(self.n - row0);
+        let pairs = self.k / PAIR;
+        // Each lane's starting value (−128·Σ of its four weights) depends on the weights only:
+        // with more than one group of tokens, it is worked out once per tile, not per group.
+        let mut start = Vec::new();
+        if m > 4 && rows == ROWS {
+            start.reserve_exact(ROWS * pairs);
+            let shift = _mm512_set1_epi8(-128i8);
+            for r in 0..ROWS {
+                for p in 0..pairs {
+                    let base = (row0 + r) * pairs + p;
+                    let w = unsafe { _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _) };
+                    start.push(_mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w)));
+                }
+            }
+        }
+        let start = (!start.is_empty()).then_some(start.as_slice());
         let mut j = 0;
         while j < m {
             let cols = 4.min(m - j);
             unsafe {
                 match (rows, cols) {
-                    (4, 4) => self.kernel::<4, 4>(q, row0, j, out, m),
-                    (4, 3) => self.kernel::<4, 3>(q, row0, j, out, m),
-                    (4, 2) => self.kernel::<4, 2>(q, row0, j, out, m),
-                    (4, 1) => self.kernel::<4, 1>(q, row0, j, out, m),
+                    (4, 4) => self.kernel::<4, 4>(q, row0, j, out, start),
+                    (4, 3) => self.kernel::<4, 3>(q, row0, j, out, start),
+                    (4, 2) => self.kernel::<4, 2>(q, row0, j, out, start),
+                    (4, 1) => self.kernel::<4, 1>(q, row0, j, out, start),
                     _ => {
                         for r in 0..rows {
                             for c in 0..cols {
-                                self.kernel::<1, 1>(q, row0 + r, j + c, out, m);
+                                self.kernel::<1, 1>(q, row0 + r, j + c, out, None);
                             }
                         }
                     }
@@ -139,7 +156,16 @@ impl Q8Matrix {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f,avx512dq,avx512vnni,f16c")]
     #[inline]
-    unsafe fn kernel<const R: usize, const C: usize>(&self, q: &Quantized, row0: usize, col0: usize, out: *mut f32, _m: usize) {
+    /// `start`: the tile's lane starting values (R × pairs, see `tile`), or None to work
+    /// them out here.
+    unsafe fn kernel<const R: usize, const C: usize>(
+        &self,
+        q: &Quantized,
+        row0: usize,
+        col0: usize,
+        out: *mut f32,
+        start: Option<&[std::arch::x86_64::__m512i]>,
+    ) {
         use std::arch::x86_64::*;
         let pairs = self.k / PAIR;
         unsafe {
@@ -153,7 +179,10 @@ impl Q8Matrix {
                     let base = (row0 + r) * pairs + p;
                     w[r] = _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _);
                     // −128·Σ of each lane's four weights.
-                    wc[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w[r]));
+                    wc[r] = match start {
+                        Some(s) => s[r * pairs + p],
+                        None => _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w[r])),
+                    };
                     let d2 = std::ptr::read_unaligned(self.d.as_ptr().add(base * 2) as *const i32);
                     wd[r] = _mm512_broadcast_f32x2(_mm_cvtph_ps(_mm_cvtsi32_si128(d2)));
                 }
@@ -176,7 +205,7 @@ impl Q8Matrix {
     }
 
     #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn kernel<const R: usize, const C: usize>(&self, _: &Quantized, _: usize, _: usize, _: *mut f32, _: usize) {}
+    unsafe fn kernel<const R: usize, const C: usize>(&self, _: &Quantized, _: usize, _: usize, _: *mut f32, _: Option<&[()]>) {}
 }
 
 fn bytemuck_i8(b: &[u8]) -> &[i8] {
@@ -234,7 +263,7 @@ mod tests {
             return;
         }
         let dev = Device::Cpu;
-        for (n, k, m) in [(8, 64, 1), (13, 128, 5), (64, 896, 17), (3, 192, 4)] {
+        for (n, k, m) in [(8, 64, 1), (13, 128, 5), (64, 896, 17), (3, 192, 4), (12, 128, 9)] {
             // Fixed inputs: a failure must reproduce (random ones made it flaky, as the two
             // paths round activations to int8 at slightly different points).
             let w = Tensor::from_vec(pseudo_random(n * k, 1), (n, k), &dev).unwrap();
@@ -248,6 +277,25 @@ mod tests {
             for (i, (a, b)) in out.iter().zip(&theirs).enumerate() {
                 assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "({n},{k},{m}) at {i}: {a} vs {b}");
             }
+        }
+    }
+
+    #[test]
+    fn many_tokens_give_the_same_bits_as_one_at_a_time() {
+        if !available() {
+            return;
+        }
+        // More than four tokens take the path with the lane starts worked out once per tile.
+        let (n, k, m) = (10, 192, 11);
+        let w = Tensor::from_vec(pseudo_random(n * k, 3), (n, k), &Device::Cpu).unwrap();
+        let ours = Q8Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
+        let x = pseudo_random(m * k, 4);
+        let mut all = vec![0f32; m * n];
+        ours.matmul(&x, m, &mut all);
+        for (t, row) in x.chunks(k).enumerate() {
+            let mut one = vec![0f32; n];
+            ours.matmul(row, 1, &mut one);
+            assert_eq!(one, all[t * n..(t + 1) * n], "token {t}");
         }
     }
 
