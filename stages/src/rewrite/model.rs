@@ -99,10 +99,19 @@ struct Layer {
     v_cache: Tensor,
 }
 
+/// Where token embeddings are looked up. The table is not held in memory twice: a prompt
+/// needs a few hundred of its rows (Qwen 0.5B: 151,936 rows, ~110 MB).
+enum Embeddings {
+    /// Rows are read from the model file when looked up (the page cache keeps them warm).
+    File { file: File, start: u64, dtype: GgmlDType },
+    /// The output matrix is the same table (tied weights) and gives its rows back.
+    Output,
+}
+
 /// A loaded model with its KV cache.
 pub struct Transformer {
     pub hyper: Hyper,
-    embed_raw: QTensor,
+    embeddings: Embeddings,
     layers: Vec<Layer>,
     norm: RmsNorm,
     output: Linear,
@@ -228,11 +237,32 @@ impl Transformer {
         };
         let norm = |t: QTensor| RmsNorm::from_qtensor(to_device(t)?, eps).map_err(bad);
 
-        let embed_raw = get("token_embd.weight")?;
-        let vocab = embed_raw.shape().dims()[0];
+        let embed_info = ct
+            .tensor_infos
+            .get("token_embd.weight")
+            .ok_or_else(|| RewriteError::BadModel { path: path.to_path_buf(), reason: "tensor `token_embd.weight` missing".into() })?;
+        let vocab = embed_info.shape.dims()[0];
         let output_norm = norm(get("output_norm.weight")?)?;
-        let output = if ct.tensor_infos.contains_key("output.weight") { get("output.weight")? } else { get("token_embd.weight")? };
-        let output = matmul(output)?;
+        let tied = !ct.tensor_infos.contains_key("output.weight");
+        let output = matmul(if tied { get("token_embd.weight")? } else { get("output.weight")? })?;
+        // A tied table held by the Q8 kernel gives back the Q8_0 form of its rows (exact when
+        // the file's table is Q8_0; a K-quant table is within Q8_0's rounding of its values).
+        let embeddings = if tied && matches!(output, Linear::Q8(_)) {
+            Embeddings::Output
+        } else {
+            let dtype = embed_info.ggml_dtype;
+            let start = ct.tensor_data_offset + embed_info.offset;
+            let bytes = (embed_info.shape.elem_count() / dtype.block_size() * dtype.type_size()) as u64;
+            let file = File::open(path).map_err(|e| RewriteError::Io { path: path.to_path_buf(), source: e })?;
+            let len = file.metadata().map_err(|e| RewriteError::Io { path: path.to_path_buf(), source: e })?.len();
+            if start + bytes > len {
+                return Err(RewriteError::BadModel {
+                    path: path.to_path_buf(),
+                    reason: "the token embeddings run past the end of the file; it is truncated, fetch it again".into(),
+                });
+            }
+            Embeddings::File { file, start, dtype }
+        };
 
         let mut layers = Vec::with_capacity(n_layer);
         for i in 0..n_layer {
@@ -271,7 +301,7 @@ impl Transformer {
         let (cos, sin) = rope_tables(head_dim, rope_base, &device).map_err(bad)?;
         Ok(Self {
             hyper: Hyper { architecture, n_layer, n_head, n_kv_head, d_model, head_dim, vocab },
-            embed_raw,
+            embeddings,
             layers,
             norm: output_norm,
             output,
@@ -294,20 +324,30 @@ impl Transformer {
 
     fn embed(&self, tokens: &[u32]) -> candle_core::Result<Tensor> {
         let d = self.hyper.d_model;
-        let dtype = self.embed_raw.dtype();
-        let row_bytes = d / dtype.block_size() * dtype.type_size();
-        let data = self.embed_raw.data()?;
-        let mut rows = Vec::with_capacity(tokens.len());
-        for &t in tokens {
-            let t = t as usize;
-            if t >= self.hyper.vocab {
-                candle_core::bail!("token id {t} outside the vocabulary of {}", self.hyper.vocab);
-            }
-            let bytes = &data[t * row_bytes..(t + 1) * row_bytes];
-            let storage = QStorage::from_data(Cow::Borrowed(bytes), &Device::Cpu, dtype)?;
-            rows.push(QTensor::new(storage, (1, d))?.dequantize(&Device::Cpu)?);
+        if let Some(t) = tokens.iter().find(|&&t| t as usize >= self.hyper.vocab) {
+            candle_core::bail!("token id {t} outside the vocabulary of {}", self.hyper.vocab);
         }
-        Tensor::cat(&rows, 0)?.unsqueeze(0)?.to_device(&self.device)
+        let mut rows = vec![0f32; tokens.len() * d];
+        match &self.embeddings {
+            Embeddings::Output => {
+                let Linear::Q8(table) = &self.output else { unreachable!("Embeddings::Output is chosen for a Q8 output only") };
+                for (&t, row) in tokens.iter().zip(rows.chunks_mut(d)) {
+                    table.row(t as usize, row);
+                }
+            }
+            Embeddings::File { file, start, dtype } => {
+                use std::os::unix::fs::FileExt;
+                let row_bytes = d / dtype.block_size() * dtype.type_size();
+                let mut bytes = vec![0u8; row_bytes];
+                for (&t, row) in tokens.iter().zip(rows.chunks_mut(d)) {
+                    file.read_exact_at(&mut bytes, start + (t as usize * row_bytes) as u64)?;
+                    let storage = QStorage::from_data(Cow::Borrowed(&bytes), &Device::Cpu, *dtype)?;
+                    let values = QTensor::new(storage, (1, d))?.dequantize(&Device::Cpu)?;
+                    row.copy_from_slice(&values.flatten_all()?.to_vec1::<f32>()?);
+                }
+            }
+        }
+        Tensor::from_vec(rows, (1, tokens.len(), d), &self.device)
     }
 
     /// Runs `tokens` at the positions after the cached ones and returns the logits of the last

@@ -88,6 +88,23 @@ impl Q8Matrix {
         self.k
     }
 
+    /// Row `row` of the matrix as floats (exactly what dequantizing the Q8_0 row gives).
+    pub fn row(&self, row: usize, out: &mut [f32]) {
+        let pairs = self.k / PAIR;
+        for p in 0..pairs {
+            let q = &self.qs[(row * pairs + p) * PAIR..(row * pairs + p + 1) * PAIR];
+            for half_idx in 0..2 {
+                let d = half::f16::from_bits(self.d[(row * pairs + p) * 2 + half_idx]).to_f32();
+                let dst = &mut out[(p * 2 + half_idx) * QK..(p * 2 + half_idx + 1) * QK];
+                for g in 0..8 {
+                    for t in 0..4 {
+                        dst[g * 4 + t] = d * f32::from(q[g * 8 + half_idx * 4 + t]);
+                    }
+                }
+            }
+        }
+    }
+
     /// out[m × n] = x[m × k] · selfᵀ.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
         assert_eq!(x.len(), m * self.k, "input length");
@@ -296,6 +313,20 @@ mod tests {
             let mut one = vec![0f32; n];
             ours.matmul(row, 1, &mut one);
             assert_eq!(one, all[t * n..(t + 1) * n], "token {t}");
+        }
+    }
+
+    #[test]
+    fn rows_come_back_as_candle_dequantizes_them() {
+        let (n, k) = (5, 128);
+        let w = Tensor::from_vec(pseudo_random(n * k, 5), (n, k), &Device::Cpu).unwrap();
+        let qt = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let theirs: Vec<f32> = qt.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+        let ours = Q8Matrix::from_qtensor(&qt).unwrap();
+        let mut row = vec![0f32; k];
+        for r in 0..n {
+            ours.row(r, &mut row);
+            assert_eq!(row, theirs[r * k..(r + 1) * k], "row {r}");
         }
     }
 
