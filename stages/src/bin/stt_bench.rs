@@ -1,8 +1,11 @@
 //! stt_bench: real-time factor, word error rate and peak memory of revoice's speech to
 //! text against two peers, in one run, on the same file and the same number of threads.
 //!
-//! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, audio
-//!   context fitted to each utterance; one child process per model.
+//! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, with
+//!   revoice's defaults (English-only models: utterances packed into shared windows, audio
+//!   context fitted to each window; OpenMP threads spin briefly, `GOMP_SPINCOUNT=300`, as
+//!   `revoice` sets it, see stt/threads.rs); one child process per model. `--full` adds a
+//!   run with full 30 s windows, `--fit` one with every window fitted (multilingual too).
 //! - whisper.cpp: `whisper_plain` (stages/benches/whisper_plain.c, built by
 //!   stages/benches/build_whisper_plain.sh from the same vendored whisper.cpp), greedy,
 //!   whole file, full 30 s windows: what whisper.cpp's CLI does.
@@ -14,7 +17,9 @@
 //! loading for all three.
 //!
 //! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,base] [--repeat N]
-//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit]
+//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit] [--full]
+//!        stt_bench --score HYPS.tsv   (word error rate of `file<TAB>text` lines, e.g. a peer's
+//!        output on every recording, against the manifest, normalised as the tests do)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,6 +54,10 @@ struct Opts {
     ct2_dir: PathBuf,
     /// Also run revoice with the audio context fitted to each utterance.
     fit: bool,
+    /// Also run revoice with full 30 s windows (no fitted audio context).
+    full: bool,
+    /// Only score this TSV of `file<TAB>hypothesis` lines.
+    score: Option<PathBuf>,
 }
 
 fn parse() -> Result<(Opts, Option<String>), String> {
@@ -61,6 +70,8 @@ fn parse() -> Result<(Opts, Option<String>), String> {
         python: "/var/cache/revoice/fw-venv/bin/python".into(),
         ct2_dir: "/var/cache/revoice/ct2".into(),
         fit: false,
+        full: false,
+        score: None,
     };
     let mut child = None;
     let mut args = std::env::args().skip(1);
@@ -76,6 +87,8 @@ fn parse() -> Result<(Opts, Option<String>), String> {
             "--ct2-dir" => o.ct2_dir = val()?.into(),
             "--child" => child = Some(val()?),
             "--fit" => o.fit = true,
+            "--full" => o.full = true,
+            "--score" => o.score = Some(val()?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -89,6 +102,7 @@ fn child(o: &Opts, model: &str) -> Result<(), String> {
         model: Some(model.into()),
         threads: o.threads,
         fit_audio_context: o.fit,
+        fit_english_context: !o.full,
         ..WhisperConfig::default()
     };
     let mut engine = WhisperEngine::from_config(&config).map_err(|e| e.to_string())?;
@@ -122,11 +136,15 @@ struct Run {
 /// Run `cmd` under /usr/bin/time `repeat` times; keep the fastest.
 fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
     let mut best: Option<Run> = None;
+    // revoice's own runs get the OpenMP wait `revoice` gives itself; the peers their defaults.
+    let (key, value) = revoice_stages::stt::threads::short_spin_env();
     for _ in 0..repeat.max(1) {
-        let out = Command::new("/usr/bin/time")
-            .arg("-f")
-            .arg("MAXRSS_KB=%M CPU_S=%U %S")
-            .args(cmd)
+        let mut command = Command::new("/usr/bin/time");
+        command.arg("-f").arg("MAXRSS_KB=%M CPU_S=%U %S").args(cmd);
+        if name.starts_with("revoice") && !revoice_stages::stt::threads::wait_policy_is_set() {
+            command.env(key, value);
+        }
+        let out = command
             .output()
             .map_err(|e| format!("{name}: cannot run {} ({e})", cmd[0]))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -180,6 +198,25 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
     best.ok_or_else(|| format!("{name}: no run"))
 }
 
+/// Word error rate of each `file<TAB>hypothesis` line of `tsv` against the manifest in
+/// `dir`, and over all of them but the multi-speaker meeting (as tests/stt_wer.rs counts).
+fn score_tsv(tsv: &Path, dir: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(tsv).map_err(|e| format!("{}: {e}", tsv.display()))?;
+    let mut total = revoice_stages::text::WordErrors::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (file, hyp) = line.split_once('\t').ok_or_else(|| format!("{}: no tab in `{line}`", tsv.display()))?;
+        let reference = reference_for(&dir.join(file)).ok_or_else(|| format!("{file}: not in the manifest"))?;
+        let e = word_errors(&reference, hyp);
+        let meeting = file.contains("_4spk");
+        println!("{file:<45} WER {:5.1} % ({} / {}){}", e.rate() * 100.0, e.errors(), e.reference_words, if meeting { "  [not in the total]" } else { "" });
+        if !meeting {
+            total = total + e;
+        }
+    }
+    println!("overall WER {:.2} % ({} / {})", total.rate() * 100.0, total.errors(), total.reference_words);
+    Ok(())
+}
+
 fn reference_for(audio: &Path) -> Option<String> {
     let dir = audio.parent()?;
     let file = audio.file_name()?.to_str()?;
@@ -187,6 +224,9 @@ fn reference_for(audio: &Path) -> Option<String> {
     let line = manifest.lines().find(|l| l.starts_with(&format!("{file}\t")))?;
     let cols: Vec<&str> = line.split('\t').collect();
     let r = cols.get(10)?;
+    if cols.get(5).is_none_or(|n| *n == "1") {
+        return Some(r.to_string());
+    }
     // Multi-speaker references carry "X: " prefixes joined by " | ".
     Some(r.split(" | ").map(|p| p.split_once(": ").map_or(p, |(_, t)| t)).collect::<Vec<_>>().join(" "))
 }
@@ -206,6 +246,13 @@ fn main() {
         }
         return;
     }
+    if let Some(tsv) = &o.score {
+        if let Err(e) = score_tsv(tsv, o.audio.parent().unwrap_or(Path::new("."))) {
+            eprintln!("stt_bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let audio_s = revoice_stages::stt::input::probe_seconds(&o.audio).unwrap_or(f64::NAN);
     let reference = reference_for(&o.audio);
     let me = std::env::current_exe().expect("own path").to_string_lossy().to_string();
@@ -220,6 +267,12 @@ fn main() {
             format!("revoice {model}"),
             vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone()],
         )];
+        if o.full {
+            plan.push((
+                format!("revoice {model} full windows"),
+                vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone(), "--full".into()],
+            ));
+        }
         if o.fit {
             plan.push((
                 format!("revoice {model} fitted ctx"),
