@@ -2,10 +2,10 @@
 //! text against two peers, in one run, on the same file and the same number of threads.
 //!
 //! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, with
-//!   revoice's defaults (English-only models: utterances packed into shared windows, audio
-//!   context fitted to each window; OpenMP threads spin briefly, `GOMP_SPINCOUNT=300`, as
-//!   `revoice` sets it, see stt/threads.rs); one child process per model. `--full` adds a
-//!   run with full 30 s windows, `--fit` one with every window fitted (multilingual too).
+//!   revoice's defaults (English-only models: utterances packed into shared 30 s windows;
+//!   OpenMP threads spin briefly, `GOMP_SPINCOUNT=300`, as `revoice` sets it, see
+//!   stt/threads.rs); one child process per model. `--fit` adds a run with the audio
+//!   context fitted to each window (faster, less accurate: see `fit_audio_context`).
 //! - whisper.cpp: `whisper_plain` (stages/benches/whisper_plain.c, built by
 //!   stages/benches/build_whisper_plain.sh from the same vendored whisper.cpp), greedy,
 //!   whole file, full 30 s windows: what whisper.cpp's CLI does.
@@ -17,7 +17,7 @@
 //! loading for all three.
 //!
 //! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,base] [--repeat N]
-//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit] [--full]
+//!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit]
 //!        stt_bench --score HYPS.tsv   (word error rate of `file<TAB>text` lines, e.g. a peer's
 //!        output on every recording, against the manifest, normalised as the tests do)
 
@@ -54,8 +54,6 @@ struct Opts {
     ct2_dir: PathBuf,
     /// Also run revoice with the audio context fitted to each utterance.
     fit: bool,
-    /// Also run revoice with full 30 s windows (no fitted audio context).
-    full: bool,
     /// Only score this TSV of `file<TAB>hypothesis` lines.
     score: Option<PathBuf>,
 }
@@ -70,7 +68,6 @@ fn parse() -> Result<(Opts, Option<String>), String> {
         python: "/var/cache/revoice/fw-venv/bin/python".into(),
         ct2_dir: "/var/cache/revoice/ct2".into(),
         fit: false,
-        full: false,
         score: None,
     };
     let mut child = None;
@@ -87,7 +84,6 @@ fn parse() -> Result<(Opts, Option<String>), String> {
             "--ct2-dir" => o.ct2_dir = val()?.into(),
             "--child" => child = Some(val()?),
             "--fit" => o.fit = true,
-            "--full" => o.full = true,
             "--score" => o.score = Some(val()?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -102,7 +98,6 @@ fn child(o: &Opts, model: &str) -> Result<(), String> {
         model: Some(model.into()),
         threads: o.threads,
         fit_audio_context: o.fit,
-        fit_english_context: !o.full,
         ..WhisperConfig::default()
     };
     let mut engine = WhisperEngine::from_config(&config).map_err(|e| e.to_string())?;
@@ -267,12 +262,6 @@ fn main() {
             format!("revoice {model}"),
             vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone()],
         )];
-        if o.full {
-            plan.push((
-                format!("revoice {model} full windows"),
-                vec![me.clone(), "--child".into(), model.clone(), "--audio".into(), audio.clone(), "--threads".into(), threads.clone(), "--full".into()],
-            ));
-        }
         if o.fit {
             plan.push((
                 format!("revoice {model} fitted ctx"),

@@ -42,15 +42,10 @@ pub struct WhisperConfig {
     pub beam_size: usize,
     /// Encode only as much of the 30 s window as the utterance fills: much faster on
     /// short utterances, but Whisper was trained on full windows and it costs accuracy
-    /// (base: 8.9 % against 7.9 % WER on the test recordings), so it is off by default;
-    /// live mode may turn it on for latency.
+    /// (base: 8.9 % against 7.9 % WER on the test recordings; tiny.en Q8_0: 6.3 % against
+    /// 5.8 %, and in a packed 25 s window "8 of spades, 4 of clubs, 7 of hearts" became
+    /// "8.4.7."), so it is off by default; live mode turns it on for latency.
     pub fit_audio_context: bool,
-    /// Fit the audio context (as `fit_audio_context`) for English-only models, whose
-    /// utterances are packed into shared windows: a packed window is mostly full, so little
-    /// is lost, and the encoder, most of the time, shrinks with it (tiny.en Q8_0 on the
-    /// test recordings: 6.3 % WER against 5.8 % with full windows, faster-whisper 8.4 %;
-    /// the meeting's encoder positions 3249 instead of 4500).
-    pub fit_english_context: bool,
     /// Ask whisper.cpp for token times (word times).
     pub word_times: bool,
     /// Retry at higher temperatures when a decode looks like a loop or is unsure.
@@ -81,7 +76,6 @@ impl Default for WhisperConfig {
             threads: 0,
             beam_size: 1,
             fit_audio_context: false,
-            fit_english_context: true,
             word_times: true,
             temperature_fallback: true,
             pack: true,
@@ -210,11 +204,6 @@ impl WhisperEngine {
     /// WER) while tiny.en made the same (6.8 %) in less than half the time.
     fn packs(&self) -> bool {
         self.config.pack && !self.ctx.is_multilingual()
-    }
-
-    /// Whether the audio context is fitted to each window (see the two `fit_` settings).
-    fn fits_context(&self) -> bool {
-        self.config.fit_audio_context || (self.config.fit_english_context && !self.ctx.is_multilingual())
     }
 
     fn params<'a>(config: &'a WhisperConfig, threads: usize, samples: usize, stop: &StopCheck) -> FullParams<'a, 'a> {
@@ -383,7 +372,6 @@ impl WhisperEngine {
             input
         };
         let config = WhisperConfig {
-            fit_audio_context: self.fits_context(),
             word_times: packed || self.config.word_times,
             temperature_fallback: self.config.temperature_fallback && !packed,
             // The budget makes one segment of the decode; a packed window needs its segments.
