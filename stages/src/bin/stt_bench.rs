@@ -16,7 +16,7 @@
 //! times and the fastest run is kept (the machine is shared). Wall time excludes model
 //! loading for all three.
 //!
-//! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,base] [--repeat N]
+//! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,tiny.en-q8_0,base,base-q8_0] [--repeat N]
 //!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit]
 //!        stt_bench --score HYPS.tsv   (word error rate of `file<TAB>text` lines, e.g. a peer's
 //!        output on every recording, against the manifest, normalised as the tests do)
@@ -62,7 +62,7 @@ fn parse() -> Result<(Opts, Option<String>), String> {
     let mut o = Opts {
         audio: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/audio/en_ami_meeting_excerpt_4spk.wav"),
         threads: 2,
-        models: vec!["tiny.en".into(), "base".into()],
+        models: ["tiny.en", "tiny.en-q8_0", "base", "base-q8_0"].map(String::from).to_vec(),
         repeat: 2,
         whisper_plain: "/var/cache/revoice/whisper-cli/whisper_plain".into(),
         python: "/var/cache/revoice/fw-venv/bin/python".into(),

@@ -32,7 +32,7 @@ struct Segment {
 #[serde(deny_unknown_fields, default)]
 pub struct WhisperConfig {
     /// A catalog name ("tiny.en", "base", and their quantized forms "tiny.en-q8_0",
-    /// "base-q8_0") or the path of a ggml file. `None`: tiny.en for English, base otherwise.
+    /// "base-q8_0") or the path of a ggml file. `None`: tiny.en-q8_0 for English, base-q8_0 otherwise.
     pub model: Option<String>,
     /// ISO 639-1 code, or "auto" to detect it (needs a multilingual model).
     pub language: String,
