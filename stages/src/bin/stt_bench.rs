@@ -1,8 +1,11 @@
 //! stt_bench: real-time factor, word error rate and peak memory of revoice's speech to
 //! text against two peers, in one run, on the same file and the same number of threads.
 //!
-//! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, audio
-//!   context fitted to each utterance; one child process per model.
+//! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, with
+//!   revoice's defaults (English-only models: utterances packed into shared 30 s windows;
+//!   OpenMP threads spin briefly, `GOMP_SPINCOUNT=300`, as `revoice` sets it, see
+//!   stt/threads.rs); one child process per model. `--fit` adds a run with the audio
+//!   context fitted to each window (faster, less accurate: see `fit_audio_context`).
 //! - whisper.cpp: `whisper_plain` (stages/benches/whisper_plain.c, built by
 //!   stages/benches/build_whisper_plain.sh from the same vendored whisper.cpp), greedy,
 //!   whole file, full 30 s windows: what whisper.cpp's CLI does.
@@ -13,8 +16,10 @@
 //! times and the fastest run is kept (the machine is shared). Wall time excludes model
 //! loading for all three.
 //!
-//! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,base] [--repeat N]
+//! usage: stt_bench [--audio WAV] [--threads N] [--models tiny.en,tiny.en-q8_0,base,base-q8_0] [--repeat N]
 //!        [--whisper-plain PATH] [--python PATH] [--ct2-dir DIR] [--fit]
+//!        stt_bench --score HYPS.tsv   (word error rate of `file<TAB>text` lines, e.g. a peer's
+//!        output on every recording, against the manifest, normalised as the tests do)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -49,18 +54,21 @@ struct Opts {
     ct2_dir: PathBuf,
     /// Also run revoice with the audio context fitted to each utterance.
     fit: bool,
+    /// Only score this TSV of `file<TAB>hypothesis` lines.
+    score: Option<PathBuf>,
 }
 
 fn parse() -> Result<(Opts, Option<String>), String> {
     let mut o = Opts {
         audio: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/audio/en_ami_meeting_excerpt_4spk.wav"),
         threads: 2,
-        models: vec!["tiny.en".into(), "base".into()],
+        models: ["tiny.en", "tiny.en-q8_0", "base", "base-q8_0"].map(String::from).to_vec(),
         repeat: 2,
         whisper_plain: "/var/cache/revoice/whisper-cli/whisper_plain".into(),
         python: "/var/cache/revoice/fw-venv/bin/python".into(),
         ct2_dir: "/var/cache/revoice/ct2".into(),
         fit: false,
+        score: None,
     };
     let mut child = None;
     let mut args = std::env::args().skip(1);
@@ -76,6 +84,7 @@ fn parse() -> Result<(Opts, Option<String>), String> {
             "--ct2-dir" => o.ct2_dir = val()?.into(),
             "--child" => child = Some(val()?),
             "--fit" => o.fit = true,
+            "--score" => o.score = Some(val()?.into()),
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -122,11 +131,15 @@ struct Run {
 /// Run `cmd` under /usr/bin/time `repeat` times; keep the fastest.
 fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
     let mut best: Option<Run> = None;
+    // revoice's own runs get the OpenMP wait `revoice` gives itself; the peers their defaults.
+    let (key, value) = revoice_stages::stt::threads::short_spin_env();
     for _ in 0..repeat.max(1) {
-        let out = Command::new("/usr/bin/time")
-            .arg("-f")
-            .arg("MAXRSS_KB=%M CPU_S=%U %S")
-            .args(cmd)
+        let mut command = Command::new("/usr/bin/time");
+        command.arg("-f").arg("MAXRSS_KB=%M CPU_S=%U %S").args(cmd);
+        if name.starts_with("revoice") && !revoice_stages::stt::threads::wait_policy_is_set() {
+            command.env(key, value);
+        }
+        let out = command
             .output()
             .map_err(|e| format!("{name}: cannot run {} ({e})", cmd[0]))?;
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -180,6 +193,25 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
     best.ok_or_else(|| format!("{name}: no run"))
 }
 
+/// Word error rate of each `file<TAB>hypothesis` line of `tsv` against the manifest in
+/// `dir`, and over all of them but the multi-speaker meeting (as tests/stt_wer.rs counts).
+fn score_tsv(tsv: &Path, dir: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(tsv).map_err(|e| format!("{}: {e}", tsv.display()))?;
+    let mut total = revoice_stages::text::WordErrors::default();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let (file, hyp) = line.split_once('\t').ok_or_else(|| format!("{}: no tab in `{line}`", tsv.display()))?;
+        let reference = reference_for(&dir.join(file)).ok_or_else(|| format!("{file}: not in the manifest"))?;
+        let e = word_errors(&reference, hyp);
+        let meeting = file.contains("_4spk");
+        println!("{file:<45} WER {:5.1} % ({} / {}){}", e.rate() * 100.0, e.errors(), e.reference_words, if meeting { "  [not in the total]" } else { "" });
+        if !meeting {
+            total = total + e;
+        }
+    }
+    println!("overall WER {:.2} % ({} / {})", total.rate() * 100.0, total.errors(), total.reference_words);
+    Ok(())
+}
+
 fn reference_for(audio: &Path) -> Option<String> {
     let dir = audio.parent()?;
     let file = audio.file_name()?.to_str()?;
@@ -187,6 +219,9 @@ fn reference_for(audio: &Path) -> Option<String> {
     let line = manifest.lines().find(|l| l.starts_with(&format!("{file}\t")))?;
     let cols: Vec<&str> = line.split('\t').collect();
     let r = cols.get(10)?;
+    if cols.get(5).is_none_or(|n| *n == "1") {
+        return Some(r.to_string());
+    }
     // Multi-speaker references carry "X: " prefixes joined by " | ".
     Some(r.split(" | ").map(|p| p.split_once(": ").map_or(p, |(_, t)| t)).collect::<Vec<_>>().join(" "))
 }
@@ -201,6 +236,13 @@ fn main() {
     };
     if let Some(model) = child_model {
         if let Err(e) = child(&o, &model) {
+            eprintln!("stt_bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    if let Some(tsv) = &o.score {
+        if let Err(e) = score_tsv(tsv, o.audio.parent().unwrap_or(Path::new("."))) {
             eprintln!("stt_bench: {e}");
             std::process::exit(1);
         }

@@ -7,12 +7,14 @@
 //! | [`transcribe_file`] | a whole file: decode → VAD → Whisper on its own thread → texts |
 //! | [`StreamingTranscriber`] | live audio: partial hypotheses that never repeat committed words, a final text per utterance |
 //! | [`format`] | txt, srt, vtt and json writers |
+//! | [`threads`] | how whisper.cpp's OpenMP threads wait (a short spin on a busy machine) |
 
 pub mod file;
 pub mod format;
 pub mod input;
 pub mod quantize;
 pub mod stream;
+pub mod threads;
 pub mod whisper;
 pub mod words;
 

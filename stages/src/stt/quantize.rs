@@ -33,7 +33,10 @@ pub fn q8_0_beside(f16: &Path) -> Result<PathBuf, SttError> {
     if out.is_file() {
         return Ok(out);
     }
-    let tmp = f16.with_file_name(format!(".{stem}-q8_0.bin.partial"));
+    // A temporary name of this process and thread: two that quantize at once (tests run in
+    // parallel) each write their own file, and the second rename replaces a whole file with
+    // an identical one.
+    let tmp = f16.with_file_name(format!(".{stem}-q8_0.bin.{}.{:?}.partial", std::process::id(), std::thread::current().id()));
     tracing::info!(from = %f16.display(), to = %out.display(), "quantizing Whisper to Q8_0 (once)");
     quantize_q8_0(f16, &tmp)?;
     std::fs::rename(&tmp, &out).map_err(|e| io_err(&out, e))?;
