@@ -42,7 +42,6 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    revoice_stages::stt::threads::reexec_with_short_spin();
     let cli = Cli::parse();
     cli.global.init_logging();
     cli.global.init_gpu();

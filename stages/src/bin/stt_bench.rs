@@ -131,14 +131,9 @@ struct Run {
 /// Run `cmd` under /usr/bin/time `repeat` times; keep the fastest.
 fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
     let mut best: Option<Run> = None;
-    // revoice's own runs get the OpenMP wait `revoice` gives itself; the peers their defaults.
-    let (key, value) = revoice_stages::stt::threads::short_spin_env();
     for _ in 0..repeat.max(1) {
         let mut command = Command::new("/usr/bin/time");
         command.arg("-f").arg("MAXRSS_KB=%M CPU_S=%U %S").args(cmd);
-        if name.starts_with("revoice") && !revoice_stages::stt::threads::wait_policy_is_set() {
-            command.env(key, value);
-        }
         let out = command
             .output()
             .map_err(|e| format!("{name}: cannot run {} ({e})", cmd[0]))?;

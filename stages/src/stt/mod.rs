@@ -7,14 +7,19 @@
 //! | [`transcribe_file`] | a whole file: decode → VAD → Whisper on its own thread → texts |
 //! | [`StreamingTranscriber`] | live audio: partial hypotheses that never repeat committed words, a final text per utterance |
 //! | [`format`] | txt, srt, vtt and json writers |
-//! | [`threads`] | how whisper.cpp's OpenMP threads wait (a short spin on a busy machine) |
+//!
+//! whisper.cpp runs its graphs on OpenMP threads (whisper-rs's `openmp` feature): ggml's own
+//! pool spins without end at each of the hundreds of barriers per token, which collapses when
+//! another program wants the core (tiny.en Q8_0 on the 60 s meeting, 2 threads, loaded
+//! machine: 32–53 s on ggml's pool, 9–17 s on OpenMP). On a quiet machine OpenMP's default
+//! long spin is fastest (3.4 s against 5.2 s with `GOMP_SPINCOUNT=300`); on a busy one a
+//! short spin is (5.5–7 s), so that is left to the user's environment.
 
 pub mod file;
 pub mod format;
 pub mod input;
 pub mod quantize;
 pub mod stream;
-pub mod threads;
 pub mod whisper;
 pub mod words;
 
