@@ -253,8 +253,9 @@ impl Transformer {
             let dtype = embed_info.ggml_dtype;
             let start = ct.tensor_data_offset + embed_info.offset;
             let bytes = (embed_info.shape.elem_count() / dtype.block_size() * dtype.type_size()) as u64;
-            let file = File::open(path).map_err(|e| RewriteError::Io { path: path.to_path_buf(), source: e })?;
-            let len = file.metadata().map_err(|e| RewriteError::Io { path: path.to_path_buf(), source: e })?.len();
+            let io = |e| RewriteError::Io { path: path.to_path_buf(), source: e };
+            let file = File::open(path).map_err(io)?;
+            let len = file.metadata().map_err(io)?.len();
             if start + bytes > len {
                 return Err(RewriteError::BadModel {
                     path: path.to_path_buf(),

@@ -137,7 +137,7 @@ impl Q8Matrix {
                 for p in 0..pairs {
                     let base = (row0 + r) * pairs + p;
                     let w = unsafe { _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _) };
-                    start.push(_mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w)));
+                    start.push(lane_start(shift, w));
                 }
             }
         }
@@ -195,10 +195,9 @@ impl Q8Matrix {
                 for r in 0..R {
                     let base = (row0 + r) * pairs + p;
                     w[r] = _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _);
-                    // −128·Σ of each lane's four weights.
                     wc[r] = match start {
                         Some(s) => s[r * pairs + p],
-                        None => _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w[r])),
+                        None => lane_start(shift, w[r]),
                     };
                     let d2 = std::ptr::read_unaligned(self.d.as_ptr().add(base * 2) as *const i32);
                     wd[r] = _mm512_broadcast_f32x2(_mm_cvtph_ps(_mm_cvtsi32_si128(d2)));
@@ -223,6 +222,16 @@ impl Q8Matrix {
 
     #[cfg(not(target_arch = "x86_64"))]
     unsafe fn kernel<const R: usize, const C: usize>(&self, _: &Quantized, _: usize, _: usize, _: *mut f32, _: Option<&[()]>) {}
+}
+
+/// −128·Σ of each 32-bit lane's four weights: the starting value that cancels the +128 shift
+/// of the tokens (`shift` holds −128 in every byte).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512vnni")]
+#[inline]
+fn lane_start(shift: std::arch::x86_64::__m512i, w: std::arch::x86_64::__m512i) -> std::arch::x86_64::__m512i {
+    use std::arch::x86_64::*;
+    _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w))
 }
 
 fn bytemuck_i8(b: &[u8]) -> &[i8] {
