@@ -61,6 +61,12 @@ fn repeated(input: &Path, times: usize, out: &Path) -> Result<(), String> {
     w.finalize().map_err(|e| e.to_string())
 }
 
+fn print_stages(report: &serde_json::Value) {
+    for s in report["stages"].as_array().into_iter().flatten() {
+        println!("  {:<16} busy {:>6.2} s", s["name"].as_str().unwrap_or("?"), s["busy_seconds"].as_f64().unwrap_or(0.0));
+    }
+}
+
 fn main() {
     if let Err(e) = bench() {
         eprintln!("file_bench: {e}");
@@ -107,9 +113,7 @@ fn bench() -> Result<(), String> {
         utterances.len(),
         wer * 100.0
     );
-    for s in id.report["stages"].as_array().into_iter().flatten() {
-        println!("  {:<16} busy {:>6.2} s", s["name"].as_str().unwrap_or("?"), s["busy_seconds"].as_f64().unwrap_or(0.0));
-    }
+    print_stages(&id.report);
 
     // A real style: how many fit.
     let styled = run(&["file", input, "-o", dir.path().join("styled.wav").to_str().unwrap(), "--style", &style], &dir.path().join("styled.json"))?;
@@ -124,6 +128,7 @@ fn bench() -> Result<(), String> {
         us.len(),
         fits as f64 / us.len().max(1) as f64 * 100.0
     );
+    print_stages(&styled.report);
     for u in us.iter().filter(|u| u["overrun_seconds"].as_f64().unwrap_or(0.0) > 0.0) {
         println!("  overrun {:.2} s at {:.2} s: {}", u["overrun_seconds"].as_f64().unwrap_or(0.0), u["original_span"][0].as_f64().unwrap_or(0.0), u["new_text"]);
     }

@@ -126,14 +126,21 @@ impl Generator {
         Self { model, tokenizer, cached: Vec::new(), last: Timing::default() }
     }
 
-    /// The prompt of an attempt, as tokens.
-    pub fn prompt(&self, spec: &AttemptSpec<'_>) -> Result<Vec<u32>, RewriteError> {
+    /// The start every prompt of a style shares: the system prompt and the examples.
+    pub fn prefix(&self, system: &str, examples: &[(String, String)]) -> Result<Vec<u32>, RewriteError> {
         let t = &self.tokenizer;
-        let mut p = t.message(Role::System, spec.system)?;
-        for (input, output) in spec.examples {
+        let mut p = t.message(Role::System, system)?;
+        for (input, output) in examples {
             p.extend(t.message(Role::User, input)?);
             p.extend(t.message(Role::Assistant, output)?);
         }
+        Ok(p)
+    }
+
+    /// The prompt of an attempt, as tokens.
+    pub fn prompt(&self, spec: &AttemptSpec<'_>) -> Result<Vec<u32>, RewriteError> {
+        let t = &self.tokenizer;
+        let mut p = self.prefix(spec.system, spec.examples)?;
         // Earlier utterances as earlier turns (original, then as rewritten), so names, pronouns
         // and terms stay consistent.
         for turn in spec.context {

@@ -97,6 +97,11 @@ impl LlmRewriter {
                         return;
                     }
                 };
+                // The system prompt and the style's examples start every prompt: their keys and
+                // values are computed now, while the first utterance is still being transcribed.
+                if let Err(e) = worker.warm() {
+                    tracing::warn!(error = %e, "rewrite: warming the prompt cache failed");
+                }
                 while let Ok(req) = jobs_rx.recv() {
                     match req {
                         Request::Rewrite(job) => worker.run(job),
@@ -170,7 +175,13 @@ struct Worker {
     system: String,
     /// The first turn of the context window shown last time.
     window_head: Option<Turn>,
+    /// Recent utterances that were rewritten in pieces, with the turns the model saw for
+    /// them: the pipeline's context holds the whole utterance, the cached prompt its pieces.
+    split: std::collections::VecDeque<(Turn, Vec<Turn>)>,
 }
+
+/// How many split utterances [`Worker`] remembers (more than any context window holds).
+const SPLIT_REMEMBERED: usize = 8;
 
 impl Worker {
     fn load(config: LlmConfig) -> Result<Self, RewriteError> {
@@ -191,7 +202,25 @@ impl Worker {
         let tokenizer = ChatTokenizer::from_gguf(&ct, &config.model)?;
         tracing::info!(model = %config.model.display(), style = %config.style.name, secs = started.elapsed().as_secs_f32(), "rewrite model loaded");
         let system = config.style.system_prompt();
-        Ok(Self { generator: Generator::new(model, tokenizer), config, system, window_head: None })
+        Ok(Self { generator: Generator::new(model, tokenizer), config, system, window_head: None, split: Default::default() })
+    }
+
+    fn warm(&mut self) -> Result<(), RewriteError> {
+        let prefix = self.generator.prefix(&self.system, &self.config.style.examples)?;
+        self.generator.prefill(&prefix)?;
+        Ok(())
+    }
+
+    /// `context` with each utterance that was rewritten in pieces replaced by its pieces.
+    fn as_seen(&self, context: &[Turn]) -> Vec<Turn> {
+        let mut out = Vec::with_capacity(context.len());
+        for turn in context {
+            match self.split.iter().find(|(whole, _)| whole == turn) {
+                Some((_, pieces)) => out.extend(pieces.iter().cloned()),
+                None => out.push(turn.clone()),
+            }
+        }
+        out
     }
 
     fn describe(&self) -> String {
@@ -210,12 +239,13 @@ impl Worker {
     /// Splits a long utterance into pieces, rewrites each, joins them.
     fn rewrite_all(&mut self, job: &Job, emit: &mut dyn FnMut(&str)) -> Result<String, EngineError> {
         let pieces = split_long(&job.text, self.config.max_words);
+        let mut context = self.as_seen(&job.context);
         if pieces.len() == 1 {
-            return self.rewrite_one(&job.text, &job.context, job.syllables, &job.stop, emit);
+            return self.rewrite_one(&job.text, &context, job.syllables, &job.stop, emit);
         }
         tracing::info!(pieces = pieces.len(), words = job.text.split_whitespace().count(), "long utterance rewritten in pieces");
         let total_words = job.text.split_whitespace().count().max(1);
-        let mut context = job.context.clone();
+        let seen_before = context.len();
         let mut out = Vec::new();
         for piece in pieces {
             // Each piece gets the share of the budget its words have.
@@ -224,7 +254,12 @@ impl Worker {
             context.push(Turn { original: piece, rewritten: r.clone() });
             out.push(r);
         }
-        Ok(out.join(" "))
+        let whole = out.join(" ");
+        if self.split.len() == SPLIT_REMEMBERED {
+            self.split.pop_front();
+        }
+        self.split.push_back((Turn { original: job.text.clone(), rewritten: whole.clone() }, context.split_off(seen_before)));
+        Ok(whole)
     }
 
     /// The turns of `context` the model sees: from the same first turn as last time while
