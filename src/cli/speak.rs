@@ -75,6 +75,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
         sentence_pause: args.sentence_pause,
         speaker: args.speaker.clone(),
         threads: args.threads,
+        // The voice is the only work here.
+        spin_wait: true,
     };
     let loaded = Instant::now();
     let mut engine = tts::engine_for(&voice, &overrides)?;

@@ -1,7 +1,8 @@
 //! Text-to-speech speed: real-time factor and time to first audio per engine, on the
 //! sentences of tests/tts_sentences.txt, with a fixed number of threads; and, when
 //! `PIPER_PYTHON` names a Python with the `piper-tts` package, Piper's own runtime on the
-//! same voice, sentences and threads, as a ratio.
+//! same voice, sentences and threads, as a ratio. Piper runs as `revoice speak` does (idle
+//! ONNX Runtime threads spin, as piper-tts's do).
 //!
 //! `PIPER_PYTHON=/path/to/venv/bin/python cargo bench -p revoice-stages --bench tts_bench -- [THREADS]`
 
@@ -59,7 +60,7 @@ impl Ours {
         let voices = tts::load_voices(&tts::bundled_dir()).expect("bundled voices");
         let voice = voices.iter().find(|v| v.name == voice_name).expect("bundled voice");
         let t0 = Instant::now();
-        let mut engine = tts::engine_for(voice, &tts::Overrides { threads: Some(threads), ..Default::default() })
+        let mut engine = tts::engine_for(voice, &tts::Overrides { threads: Some(threads), spin_wait: true, ..Default::default() })
             .unwrap_or_else(|e| panic!("{voice_name}: {e}"));
         let load_s = t0.elapsed().as_secs_f64();
         engine.synthesize(warm_up, &mut |_| {}, &StopCheck::never()).expect("warm-up"); // first run allocates

@@ -144,10 +144,9 @@ pub struct PiperSettings {
     pub pitch_semitones: f32,
     pub loudness: Option<f32>,
     pub sentence_pause: f32,
+    /// See [`super::Overrides::spin_wait`].
+    pub spin_wait: bool,
 }
-
-/// Whether ONNX Runtime's idle threads busy-wait (see [`crate::onnx::session_with`]).
-const SPINNING: bool = false;
 
 /// A loaded Piper voice.
 pub struct PiperEngine {
@@ -170,9 +169,7 @@ impl PiperEngine {
     ) -> Result<Self, TtsError> {
         let started = std::time::Instant::now();
         espeak::check_language(&settings.language)?;
-        // Without spinning: a voice runs a few long inferences per sentence, and busy-waiting
-        // threads only take CPU from the rest of the pipeline.
-        let session = crate::onnx::session_with(runtime, model, threads, SPINNING)?;
+        let session = crate::onnx::session_with(runtime, model, threads, settings.spin_wait)?;
         Self::from_session(name, session, model, config, settings, threads, started)
     }
 
