@@ -116,17 +116,22 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<()> {
 
 fn revoice_options(args: &Args) -> anyhow::Result<RevoiceOptions> {
     let voice = tts::find_voice(&args.voice)?;
-    let rewriter = rewrite::choose(&args.style, args.instruction.as_deref(), &args.llm)?;
+    let mut rewriter = rewrite::choose(&args.style, args.instruction.as_deref(), &args.llm)?;
     let llm = matches!(rewriter, rewrite::RewriterChoice::Llm(_));
     let plan = match args.threads {
         Some(n) => ThreadPlan::for_cores(n, llm),
         None => ThreadPlan::for_machine(llm),
     };
     tracing::info!(stt = plan.stt, rewrite = plan.rewrite, tts = plan.tts, "threads per model stage");
-    if llm && std::env::var_os("CANDLE_NUM_THREADS").is_none() {
-        // SAFETY: called from `run` before the runtime or any stage thread starts, so no
-        // other thread reads the environment; candle reads it when the LLM first runs.
-        unsafe { std::env::set_var("CANDLE_NUM_THREADS", plan.rewrite.to_string()) };
+    if let rewrite::RewriterChoice::Llm(config) = &mut rewriter {
+        config.threads = plan.rewrite;
+        if std::env::var_os("CANDLE_NUM_THREADS").is_none() {
+            // candle's own operations (attention, norms) are small; its pool waits for every
+            // worker, so they stay on the rewrite thread.
+            // SAFETY: called from `run` before the runtime or any stage thread starts, so no
+            // other thread reads the environment; candle reads it when the LLM first runs.
+            unsafe { std::env::set_var("CANDLE_NUM_THREADS", "1") };
+        }
     }
     let whisper = WhisperConfig { model: args.whisper.clone(), language: args.language.clone(), threads: plan.stt, ..WhisperConfig::default() };
     if args.rate == Some(0) || args.channels == Some(0) {

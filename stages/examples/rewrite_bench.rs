@@ -114,7 +114,7 @@ fn run() -> Res<()> {
 /// Runs in a child process: prints "prefill decode ttft_cold ttft_warm peak_mib load_s".
 fn child(path: &Path) -> Res<()> {
     let t0 = Instant::now();
-    let mut model = Transformer::load(path)?;
+    let mut model = Transformer::load(path, candle_core::utils::get_num_threads())?;
     let load = t0.elapsed().as_secs_f64();
     let (ct, _) = revoice_stages::rewrite::model::read_gguf(path)?;
     let tok = ChatTokenizer::from_gguf(&ct, path)?;

@@ -33,6 +33,11 @@ pub struct LlmConfig {
     /// The window is moved in steps so that its start stays put for a few utterances and the
     /// cached keys and values of the turns in it are reused: it holds up to twice as many.
     pub context_turns: usize,
+    /// Threads of the Q8 kernel (most of the model's work). Its helpers run only while the
+    /// model works, and the model never waits for one that the machine keeps busy elsewhere,
+    /// so the rewrite stage can have every core without taking them from the other stages.
+    /// candle's own operations use `CANDLE_NUM_THREADS`.
+    pub threads: usize,
     /// Run on GPU 0 through candle's CUDA backend (builds with the `cuda` feature). Set by
     /// [`crate::gpu`] under a lease from the memory arbiter.
     pub gpu: bool,
@@ -47,6 +52,7 @@ impl LlmConfig {
             timeout: Duration::from_secs(30),
             max_words: 40,
             context_turns: 3,
+            threads: candle_core::utils::get_num_threads(),
             gpu: false,
         }
     }
@@ -190,9 +196,9 @@ impl Worker {
         // The architecture is checked first so an unsupported file gets that message.
         let model = if config.gpu {
             let device = candle_core::Device::new_cuda(0)?;
-            Transformer::load_on(&config.model, &device)?
+            Transformer::load_on(&config.model, &device, config.threads)?
         } else {
-            Transformer::load(&config.model)?
+            Transformer::load(&config.model, config.threads)?
         };
         // SmolLM2 says it knows English only, and asked to translate it writes nonsense that
         // the output checks cannot catch (numbers and names survive).

@@ -27,8 +27,9 @@
 //!
 //! Speed: Q8_0 weights run on the `q8` module's AVX-512 VNNI kernel where the CPU has it (candle's
 //! quantized matmul otherwise); Q4_1/Q5_0/Q5_1 tensors are re-quantized to Q8_0 at load.
-//! Threads: candle's pool (`CANDLE_NUM_THREADS`, default the physical cores; `revoice file`
-//! sets it to the rewrite stage's share of the cores).
+//! Threads: the Q8 kernel runs on its own pool ([`LlmConfig::threads`]); candle's other
+//! operations on candle's (`CANDLE_NUM_THREADS`, default the physical cores; `revoice file`
+//! sets it to 1).
 
 mod clauses;
 mod generate;
@@ -36,6 +37,7 @@ mod identity;
 mod llm;
 pub mod model;
 pub mod output;
+mod pool;
 mod q8;
 mod styles;
 pub mod syllables;

@@ -10,12 +10,14 @@ use std::borrow::Cow;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor, gguf_file};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::RewriteError;
+use super::pool::Pool;
 use super::q8::{self, Q8Matrix};
 
 /// The most tokens one conversation (system prompt, examples, context, utterance, answer)
@@ -57,7 +59,8 @@ pub struct Hyper {
 /// A weight matrix: our AVX-512 VNNI Q8_0 kernel where the CPU and the block type allow it,
 /// candle's quantized matmul otherwise.
 enum Linear {
-    Q8(Q8Matrix),
+    /// The matrix and the threads it runs on (one pool for the whole model).
+    Q8(Q8Matrix, Arc<Pool>),
     Candle(QMatMul),
 }
 
@@ -65,7 +68,7 @@ impl Linear {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             Linear::Candle(m) => m.forward(x),
-            Linear::Q8(m) => {
+            Linear::Q8(m, pool) => {
                 let dims = x.dims().to_vec();
                 let k = *dims.last().unwrap_or(&0);
                 if k != m.cols() {
@@ -74,7 +77,7 @@ impl Linear {
                 let rows = x.elem_count() / k.max(1);
                 let xs = x.flatten_all()?.to_vec1::<f32>()?;
                 let mut out = vec![0f32; rows * m.rows()];
-                m.matmul(&xs, rows, &mut out);
+                m.matmul(&xs, rows, &mut out, pool);
                 let mut shape = dims;
                 *shape.last_mut().expect("non-empty shape") = m.rows();
                 Tensor::from_vec(out, shape, x.device())
@@ -167,15 +170,15 @@ fn requant_for_q8_kernel(dtype: GgmlDType) -> bool {
 }
 
 impl Transformer {
-    /// Loads the model in `path` onto the CPU.
-    pub fn load(path: &Path) -> Result<Self, RewriteError> {
-        Self::load_on(path, &Device::Cpu)
+    /// Loads the model in `path` onto the CPU; the Q8 kernel runs on `threads` threads.
+    pub fn load(path: &Path, threads: usize) -> Result<Self, RewriteError> {
+        Self::load_on(path, &Device::Cpu, threads)
     }
 
     /// Loads the model in `path` onto `device`. Tensors are read and re-quantized on the CPU,
     /// then copied; the token embedding table stays in host memory (rows are looked up there
     /// and only the rows used are copied). The AVX-512 Q8_0 kernel is for the CPU only.
-    pub fn load_on(path: &Path, device: &Device) -> Result<Self, RewriteError> {
+    pub fn load_on(path: &Path, device: &Device, threads: usize) -> Result<Self, RewriteError> {
         let (ct, mut reader) = read_gguf(path)?;
         let device = device.clone();
         let arch_name = ct
@@ -223,6 +226,7 @@ impl Transformer {
             QTensor::new(storage, t.shape().clone()).map_err(bad)
         };
         let use_q8 = device.is_cpu() && q8::available() && std::env::var_os("REVOICE_NO_Q8_KERNEL").is_none();
+        let pool = Arc::new(Pool::new(if use_q8 { threads } else { 1 }));
         let matmul = |t: QTensor| -> Result<Linear, RewriteError> {
             let t = if needs_requant(t.dtype()) || (use_q8 && requant_for_q8_kernel(t.dtype())) {
                 let f = t.dequantize(&Device::Cpu).map_err(bad)?;
@@ -231,7 +235,7 @@ impl Transformer {
                 t
             };
             if use_q8 && let Some(m) = Q8Matrix::from_qtensor(&t) {
-                return Ok(Linear::Q8(m));
+                return Ok(Linear::Q8(m, pool.clone()));
             }
             Ok(Linear::Candle(QMatMul::from_qtensor(to_device(t)?).map_err(bad)?))
         };
@@ -247,7 +251,7 @@ impl Transformer {
         let output = matmul(if tied { get("token_embd.weight")? } else { get("output.weight")? })?;
         // A tied table held by the Q8 kernel gives back the Q8_0 form of its rows (exact when
         // the file's table is Q8_0; a K-quant table is within Q8_0's rounding of its values).
-        let embeddings = if tied && matches!(output, Linear::Q8(_)) {
+        let embeddings = if tied && matches!(output, Linear::Q8(..)) {
             Embeddings::Output
         } else {
             let dtype = embed_info.ggml_dtype;
@@ -331,7 +335,7 @@ impl Transformer {
         let mut rows = vec![0f32; tokens.len() * d];
         match &self.embeddings {
             Embeddings::Output => {
-                let Linear::Q8(table) = &self.output else { unreachable!("Embeddings::Output is chosen for a Q8 output only") };
+                let Linear::Q8(table, _) = &self.output else { unreachable!("Embeddings::Output is chosen for a Q8 output only") };
                 for (&t, row) in tokens.iter().zip(rows.chunks_mut(d)) {
                     table.row(t as usize, row);
                 }

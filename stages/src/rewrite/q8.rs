@@ -14,6 +14,8 @@
 
 use candle_core::quantized::{GgmlDType, QTensor};
 
+use super::pool::Pool;
+
 const QK: usize = 32;
 const PAIR: usize = 64;
 const BLOCK_BYTES: usize = 34;
@@ -105,14 +107,14 @@ impl Q8Matrix {
         }
     }
 
-    /// out[m × n] = x[m × k] · selfᵀ.
-    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32]) {
+    /// out[m × n] = x[m × k] · selfᵀ, on `pool`'s threads.
+    pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], pool: &Pool) {
         assert_eq!(x.len(), m * self.k, "input length");
         assert_eq!(out.len(), m * self.n, "output length");
         let q = quantize(x, m, self.k);
         let out_ptr = out.as_mut_ptr() as usize;
         let tiles = self.n.div_ceil(ROWS);
-        candle_core::utils::barrier_pool().execute_chunked(tiles, |range| {
+        pool.run(tiles, |range| {
             for tile in range {
                 // SAFETY: available() was checked when the matrix was chosen for this path
                 // (see `Linear` in model.rs); each tile writes only its own output columns.
@@ -299,7 +301,7 @@ mod tests {
             let theirs = candle_core::quantized::QMatMul::from_qtensor(qt).unwrap().forward(&x).unwrap();
             let theirs: Vec<f32> = theirs.flatten_all().unwrap().to_vec1().unwrap();
             let mut out = vec![0f32; m * n];
-            ours.matmul(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), m, &mut out);
+            ours.matmul(&x.flatten_all().unwrap().to_vec1::<f32>().unwrap(), m, &mut out, &Pool::new(2));
             for (i, (a, b)) in out.iter().zip(&theirs).enumerate() {
                 assert!((a - b).abs() <= 1e-3 * (1.0 + b.abs()), "({n},{k},{m}) at {i}: {a} vs {b}");
             }
@@ -317,10 +319,11 @@ mod tests {
         let ours = Q8Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
         let x = pseudo_random(m * k, 4);
         let mut all = vec![0f32; m * n];
-        ours.matmul(&x, m, &mut all);
+        let pool = Pool::new(2);
+        ours.matmul(&x, m, &mut all, &pool);
         for (t, row) in x.chunks(k).enumerate() {
             let mut one = vec![0f32; n];
-            ours.matmul(row, 1, &mut one);
+            ours.matmul(row, 1, &mut one, &pool);
             assert_eq!(one, all[t * n..(t + 1) * n], "token {t}");
         }
     }
