@@ -184,17 +184,25 @@ fn rewrite_one(
         return Ok(false);
     }
     // Whatever was not streamed yet goes out as the last piece.
-    let rest = rewritten.strip_prefix(sent.as_str()).unwrap_or_else(|| {
-        if !sent.is_empty() {
-            tracing::warn!(utterance, "the rewrite's clauses do not add up to its final text");
-        }
-        if sent.is_empty() { rewritten.as_str() } else { "" }
+    let rest = after_streamed(&rewritten, &sent).unwrap_or_else(|| {
+        tracing::warn!(utterance, "the rewrite's clauses do not add up to its final text");
+        ""
     });
     context.push(Turn { original: source, rewritten: rewritten.clone() });
     if context.len() > REWRITE_CONTEXT_TURNS {
         context.remove(0);
     }
     Ok(io.blocking_send(piece(rest, true)).is_ok())
+}
+
+/// What of `text` follows the clauses already `streamed` (clauses are joined with spaces in
+/// the text; only spacing may differ); `None` when the clauses are not its start.
+fn after_streamed<'t>(text: &'t str, streamed: &str) -> Option<&'t str> {
+    let mut rest = text;
+    for c in streamed.chars().filter(|c| !c.is_whitespace()) {
+        rest = rest.trim_start().strip_prefix(c)?;
+    }
+    Some(rest)
 }
 
 /// Text to speech: each text piece is spoken as it arrives; audio is placed at the start
@@ -291,5 +299,18 @@ impl Stage for TtsStage {
             }
             Ok(())
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::after_streamed;
+
+    #[test]
+    fn streamed_clauses_are_found_at_the_start_of_the_text_whatever_the_spacing() {
+        assert_eq!(after_streamed("Hello there, friend. Bye.", "Hello there,friend."), Some(" Bye."));
+        assert_eq!(after_streamed("All of it.", ""), Some("All of it."));
+        assert_eq!(after_streamed("All of it.", "All of it."), Some(""));
+        assert_eq!(after_streamed("Something else.", "Hello,"), None);
     }
 }

@@ -63,8 +63,12 @@ impl LiveOptions {
     /// decode at 6 tokens a second; a long first clause is spoken in two pieces; and one
     /// thread per model (each stage has its own thread, so they overlap; more threads
     /// per model oversubscribe a small machine, and whisper.cpp's spinning threads then
-    /// slow down by orders of magnitude).
-    pub fn new(voice: Voice, rewriter: RewriterChoice, interaction: Interaction) -> Self {
+    /// slow down by orders of magnitude). The exception is the LLM's matrix products, whose
+    /// pool never waits for a busy thread ([`crate::rewrite::LlmConfig::threads`]): two.
+    pub fn new(voice: Voice, mut rewriter: RewriterChoice, interaction: Interaction) -> Self {
+        if let RewriterChoice::Llm(config) = &mut rewriter {
+            config.threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+        }
         Self {
             // Without the fallback, a decode caught in a loop is cut by the token budget.
             whisper: WhisperConfig {

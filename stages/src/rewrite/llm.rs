@@ -1,6 +1,6 @@
 //! The LLM rewriter: a model loaded once on a dedicated named thread, fed one utterance at a
 //! time. Each utterance gets up to two attempts (the second with a tighter budget and a
-//! reminder of what to keep); when both fail, the original text is used.
+//! reminder of what to keep, when there is either); when they fail, the original text is used.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
@@ -345,6 +345,11 @@ impl Worker {
                 Attempt::Failed(why) => {
                     tracing::debug!(round, why = %why, "rewrite attempt rejected");
                     keep = required.numbers.iter().chain(&required.names).cloned().collect();
+                    // Greedy decoding of the same prompt gives the same answer: with nothing to
+                    // remind and no budget to tighten, a second attempt only costs time.
+                    if keep.is_empty() && budget.is_none() && self.config.sampling.temperature.is_none() {
+                        break;
+                    }
                 }
             }
         }

@@ -22,7 +22,8 @@
 //!   its question mark); preambles, quotes and notes are dropped;
 //! - an answer that loses one of those, adds a name, number or negation, runs past the token
 //!   cap (a runaway) or the timeout is tried once more with a tighter budget and a reminder of
-//!   what to keep, then the original text is used. A cut after clauses were passed on ends the
+//!   what to keep (when there is either: greedy decoding of the same prompt repeats itself),
+//!   then the original text is used. A cut after clauses were passed on ends the
 //!   rewrite at that clause boundary instead.
 //!
 //! Speed: Q8_0 weights run on the `q8` module's AVX-512 VNNI kernel where the CPU has it (candle's
