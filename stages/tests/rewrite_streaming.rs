@@ -10,6 +10,9 @@ use revoice_stages::rewrite::{LlmConfig, LlmRewriter, Style};
 fn first_clause_arrives_before_the_end_and_prefix_is_reused() {
     let path = revoice_stages::models::ensure("qwen2.5-coder-0.5b-instruct").unwrap();
     let mut rw = LlmRewriter::load(LlmConfig::new(path, Style::preset("formal").unwrap())).unwrap();
+    // The model thread prefills the system prompt and the examples right after loading; a
+    // request queued behind that returns once it is done, so the timings below start after it.
+    rw.last_timing().unwrap();
     let text = "Well, after the long meeting this morning, we all went out for lunch together, \
                 and then we came back to the office, and after that we finished the slides for the client.";
     let started = Instant::now();

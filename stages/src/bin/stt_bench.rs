@@ -3,8 +3,8 @@
 //!
 //! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, with
 //!   revoice's defaults (English-only models: utterances packed into shared 30 s windows;
-//!   OpenMP threads spin briefly, `GOMP_SPINCOUNT=300`, as `revoice` sets it, see
-//!   stt/threads.rs); one child process per model. `--fit` adds a run with the audio
+//!   whisper.cpp on OpenMP threads with OpenMP's default wait, see stt/mod.rs); one child
+//!   process per model. `--fit` adds a run with the audio
 //!   context fitted to each window (faster, less accurate: see `fit_audio_context`).
 //! - whisper.cpp: `whisper_plain` (stages/benches/whisper_plain.c, built by
 //!   stages/benches/build_whisper_plain.sh from the same vendored whisper.cpp), greedy,

@@ -72,12 +72,15 @@ impl Call {
 struct Shared {
     call: Mutex<Option<Arc<Call>>>,
     generation: AtomicU64,
+    /// Set when the pool is dropped: helpers return.
+    stop: AtomicBool,
 }
 
 /// A caller plus `helpers` threads.
 pub struct Pool {
     shared: Arc<Shared>,
     helpers: Vec<Thread>,
+    joins: Vec<std::thread::JoinHandle<()>>,
     /// One call at a time (a second caller runs its items alone).
     busy: Mutex<()>,
 }
@@ -85,19 +88,16 @@ pub struct Pool {
 impl Pool {
     /// A pool of `threads` in all: the caller and `threads - 1` helpers.
     pub fn new(threads: usize) -> Self {
-        let shared = Arc::new(Shared { call: Mutex::new(None), generation: AtomicU64::new(0) });
-        let helpers = (1..threads.max(1))
-            .map(|i| {
+        let shared = Arc::new(Shared { call: Mutex::new(None), generation: AtomicU64::new(0), stop: AtomicBool::new(false) });
+        // A helper that cannot be started is one fewer: the caller does its share.
+        let joins: Vec<_> = (1..threads.max(1))
+            .filter_map(|i| {
                 let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("rewrite-q8-{i}"))
-                    .spawn(move || helper(&shared))
-                    .expect("cannot start a rewrite helper thread")
-                    .thread()
-                    .clone()
+                std::thread::Builder::new().name(format!("rewrite-q8-{i}")).spawn(move || helper(&shared)).ok()
             })
             .collect();
-        Self { shared, helpers, busy: Mutex::new(()) }
+        let helpers = joins.iter().map(|j| j.thread().clone()).collect();
+        Self { shared, helpers, joins, busy: Mutex::new(()) }
     }
 
     pub fn threads(&self) -> usize {
@@ -153,6 +153,19 @@ impl Pool {
     }
 }
 
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        self.shared.generation.fetch_add(1, Ordering::Release);
+        for h in &self.helpers {
+            h.unpark();
+        }
+        for j in self.joins.drain(..) {
+            let _ = j.join();
+        }
+    }
+}
+
 fn helper(shared: &Shared) {
     let mut seen = shared.generation.load(Ordering::Acquire);
     loop {
@@ -164,12 +177,18 @@ fn helper(shared: &Shared) {
                 seen = g;
                 break;
             }
+            if shared.stop.load(Ordering::Acquire) {
+                return;
+            }
             spins = spins.wrapping_add(1);
             if spins % 64 == 0 && watch_from.elapsed() > WATCH {
                 std::thread::park();
             } else {
                 std::hint::spin_loop();
             }
+        }
+        if shared.stop.load(Ordering::Acquire) {
+            return;
         }
         let call = shared.call.lock().unwrap().clone();
         if let Some(call) = call {
@@ -198,6 +217,20 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dropping_the_pool_ends_its_threads() {
+        let pool = Pool::new(3);
+        pool.run(10, |_| {});
+        assert_eq!(pool.joins.len(), 2);
+        // Dropping joins the helpers: it returns only once they have ended.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(pool);
+            let _ = tx.send(());
+        });
+        assert!(rx.recv_timeout(Duration::from_secs(10)).is_ok(), "a helper did not end");
     }
 
     #[test]
