@@ -62,7 +62,7 @@ pub struct Args {
     /// Threads for Whisper (default 1: the stages run side by side).
     #[arg(long)]
     pub stt_threads: Option<usize>,
-    /// Threads for the Piper voice (default 1).
+    /// Threads for the Piper voice (default 2, or 1 on a single core).
     #[arg(long)]
     pub tts_threads: Option<usize>,
     /// Whisper encodes its whole 30 s window for every decode (slower; the default encodes

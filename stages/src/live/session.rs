@@ -63,11 +63,14 @@ impl LiveOptions {
     /// decode at 6 tokens a second; a long first clause is spoken in two pieces; and one
     /// thread per model (each stage has its own thread, so they overlap; more threads
     /// per model oversubscribe a small machine, and whisper.cpp's spinning threads then
-    /// slow down by orders of magnitude). The exception is the LLM's matrix products, whose
-    /// pool never waits for a busy thread ([`crate::rewrite::LlmConfig::threads`]): two.
+    /// slow down by orders of magnitude). The exceptions get two: the LLM's matrix products,
+    /// whose pool never waits for a busy thread ([`crate::rewrite::LlmConfig::threads`]), and
+    /// the voice, whose ONNX Runtime threads do not spin (live_bench, 5 files, 2 cores: the
+    /// first clause's synthesis 152–163 → 113–123 ms, p50 with SmolLM2 1029–1089 → 989–999 ms).
     pub fn new(voice: Voice, mut rewriter: RewriterChoice, interaction: Interaction) -> Self {
+        let two = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
         if let RewriterChoice::Llm(config) = &mut rewriter {
-            config.threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
+            config.threads = two;
         }
         Self {
             // Without the fallback, a decode caught in a loop is cut by the token budget.
@@ -84,7 +87,7 @@ impl LiveOptions {
             stream: StreamConfig { partial_every_s: 1.0 },
             rewriter,
             voice,
-            overrides: Overrides { threads: Some(1), ..Overrides::default() },
+            overrides: Overrides { threads: Some(two), ..Overrides::default() },
             interaction,
             stt_pad_s: 1.5,
             speculate_after_ms: Some(SPECULATE_AFTER_MS),
