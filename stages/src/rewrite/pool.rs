@@ -14,8 +14,10 @@ use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 /// How long an idle helper watches for the next call before it sleeps. Calls come every
-/// few tens of microseconds while a token is worked out; between utterances it sleeps.
-const WATCH: Duration = Duration::from_micros(50);
+/// few tens of microseconds while a token is worked out, with a longer gap between tokens;
+/// between utterances it sleeps. 200 µs against 50 µs: decode 6–14 % faster (SmolLM2 60–62
+/// → 66–69 tokens/s, Qwen 23.6 → 25–26, 2 threads), the helper woken less often.
+const WATCH: Duration = Duration::from_micros(200);
 
 /// Set on `Call::state` once the caller has taken the last item; the rest counts helpers
 /// inside the call.
