@@ -118,7 +118,8 @@ impl Pool {
         };
         let work: &(dyn Fn(Range<usize>) + Sync) = &work;
         // SAFETY: the lifetime is erased only for helpers that enter before the call closes,
-        // and this function waits for all of them to leave before it returns.
+        // and this function waits for all of them to leave before it returns or unwinds
+        // (`Closing`).
         let work: *const (dyn Fn(Range<usize>) + Sync + 'static) = unsafe { std::mem::transmute(work) };
         let chunk = items.div_ceil(self.threads() * 4).max(1);
         let call = Arc::new(Call {
@@ -134,11 +135,28 @@ impl Pool {
         for h in &self.helpers {
             h.unpark();
         }
+        // Closing waits for the helpers inside, also when `work` panics on this thread.
+        let closing = Closing { call: &call, shared: &self.shared };
         call.drain();
-        let s = call.state.fetch_or(CLOSED, Ordering::AcqRel);
-        if s != 0 {
+        drop(closing);
+        drop(guard);
+        if call.panicked.load(Ordering::Relaxed) {
+            panic!("a rewrite helper thread panicked");
+        }
+    }
+}
+
+/// Closes a call when dropped: no helper enters after, and the ones inside have left.
+struct Closing<'a> {
+    call: &'a Call,
+    shared: &'a Shared,
+}
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        if self.call.state.fetch_or(CLOSED, Ordering::AcqRel) != 0 {
             let started = Instant::now();
-            while call.state.load(Ordering::Acquire) != CLOSED {
+            while self.call.state.load(Ordering::Acquire) != CLOSED {
                 // A helper inside the call may have been put off the core: give it ours.
                 if started.elapsed() < WATCH {
                     std::hint::spin_loop();
@@ -147,11 +165,7 @@ impl Pool {
                 }
             }
         }
-        *self.shared.call.lock().unwrap() = None;
-        drop(guard);
-        if call.panicked.load(Ordering::Relaxed) {
-            panic!("a rewrite helper thread panicked");
-        }
+        *self.shared.call.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 }
 
@@ -233,6 +247,25 @@ mod tests {
             let _ = tx.send(());
         });
         assert!(rx.recv_timeout(Duration::from_secs(10)).is_ok(), "a helper did not end");
+    }
+
+    #[test]
+    fn a_panic_on_the_caller_waits_for_the_helpers_and_the_pool_still_works() {
+        let pool = Pool::new(2);
+        let done = AtomicUsize::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pool.run(64, |r| {
+                if r.start == 0 {
+                    panic!("caller's work fails");
+                }
+                std::thread::sleep(Duration::from_micros(100));
+                done.fetch_add(r.len(), Ordering::Relaxed);
+            })
+        }));
+        assert!(r.is_err());
+        let counts: Vec<AtomicUsize> = (0..100).map(|_| AtomicUsize::new(0)).collect();
+        pool.run(100, |r| r.for_each(|i| _ = counts[i].fetch_add(1, Ordering::Relaxed)));
+        assert!(counts.iter().all(|c| c.load(Ordering::Relaxed) == 1));
     }
 
     #[test]
