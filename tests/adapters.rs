@@ -152,3 +152,140 @@ async fn utterances_share_windows_and_come_out_in_order_framed() {
     // 8 s each: three to a window, whatever the timing.
     assert_eq!(*calls, vec![vec![8.0; 3], vec![8.0; 3]]);
 }
+
+/// Upper-cases a word per clause after `per_clause` of work; writes down each request's
+/// text and context length, and whether it was stopped.
+struct SlowRewriter {
+    per_clause: std::time::Duration,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(String, usize, bool)>>>,
+}
+
+impl revoice_pipeline::Rewriter for SlowRewriter {
+    fn name(&self) -> String {
+        "slow-rewriter".into()
+    }
+    fn rewrite(
+        &mut self,
+        req: &revoice_pipeline::RewriteRequest<'_>,
+        on_clause: &mut dyn FnMut(&str),
+        stop: &revoice_pipeline::StopCheck,
+    ) -> Result<String, revoice_pipeline::EngineError> {
+        let record = |stopped| self.calls.lock().unwrap().push((req.text.to_string(), req.context.len(), stopped));
+        let mut out = String::new();
+        for w in req.text.to_uppercase().split_inclusive(' ') {
+            std::thread::sleep(self.per_clause);
+            if stop.should_stop() {
+                record(true);
+                return Err(revoice_pipeline::EngineError::Stopped);
+            }
+            on_clause(w);
+            out.push_str(w);
+        }
+        record(false);
+        Ok(out)
+    }
+}
+
+/// Sends each frame after its delay (from the previous one).
+struct PacedSource(Vec<(u64, Frame)>);
+
+impl revoice_pipeline::Stage for PacedSource {
+    fn name(&self) -> String {
+        "paced".into()
+    }
+    fn ports(&self) -> revoice_pipeline::Ports {
+        revoice_pipeline::Ports { input: Port::None, output: Port::Text }
+    }
+    fn start(self: Box<Self>, io: revoice_pipeline::StageIo) -> revoice_pipeline::StageBody {
+        revoice_pipeline::StageBody::Async(Box::pin(async move {
+            for (ms, f) in self.0 {
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+                if io.send(f).await.is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        }))
+    }
+}
+
+fn text_frame(utterance: u64, text: &str, kind: revoice_pipeline::TextKind) -> Frame {
+    let mut t = revoice_pipeline::Text::final_text(text, TimeSpan::new(utterance as f64, utterance as f64 + 0.5));
+    t.kind = kind;
+    t.last = kind == revoice_pipeline::TextKind::Final;
+    Frame::text(utterance, 0, t)
+}
+
+/// Runs the frames through a streaming rewrite stage (40 ms a clause); what came out (text,
+/// span start) and the rewriter's calls.
+async fn rewrite_paced(frames: Vec<(u64, Frame)>) -> (Vec<(String, f64)>, Vec<(String, usize, bool)>) {
+    let calls = std::sync::Arc::default();
+    let rewriter = SlowRewriter { per_clause: std::time::Duration::from_millis(40), calls: std::sync::Arc::clone(&calls) };
+    let (sink, received) = CollectingSink::new(Port::Text);
+    let graph = GraphBuilder::new()
+        .stage(Box::new(PacedSource(frames)), EdgeConfig::blocking(8))
+        .stage(Box::new(RewriteStage::new("rewrite", Engine::Ready(Box::new(rewriter))).streaming(true)), EdgeConfig::blocking(8))
+        .stage(Box::new(sink), EdgeConfig::default())
+        .build()
+        .unwrap();
+    graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap();
+    let out = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|f| match &f.payload {
+            Payload::Text(t) => Some((t.text.clone(), t.span.start)),
+            _ => None,
+        })
+        .collect();
+    let calls = calls.lock().unwrap().clone();
+    (out, calls)
+}
+
+fn spoken(pairs: &[(&str, f64)]) -> Vec<(String, f64)> {
+    pairs.iter().map(|(t, s)| (t.to_string(), *s)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_made_ahead_goes_out_once_the_final_text_says_the_same() {
+    use revoice_pipeline::TextKind::{Final, Partial};
+    // The final comes while the rewrite is under way (its first clause at 40 ms), and
+    // after it has finished (utterance 2); utterance 3 has no hint.
+    let (out, calls) = rewrite_paced(vec![
+        (0, text_frame(1, "one two three", Partial)),
+        (20, text_frame(1, "one two three", Final)),
+        (300, text_frame(2, "four five", Partial)),
+        (300, text_frame(2, "four five", Final)),
+        (50, text_frame(3, "six", Final)),
+    ])
+    .await;
+    assert_eq!(
+        calls,
+        [("one two three".to_string(), 0, false), ("four five".to_string(), 1, false), ("six".to_string(), 2, false)],
+        "each utterance rewritten once, with the turns before it as context"
+    );
+    let expected = [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("", 1.0), ("FOUR", 2.0), ("FIVE", 2.0), ("", 2.0), ("SIX", 3.0), ("", 3.0)];
+    assert_eq!(out, spoken(&expected), "the same pieces as without the hint, with the final's span");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_made_ahead_is_dropped_when_the_utterance_goes_on() {
+    use revoice_pipeline::TextKind::{Final, Partial};
+    let (out, calls) = rewrite_paced(vec![
+        (0, text_frame(1, "one two three four", Partial)),
+        // Speech resumed: a longer final comes while the guess is being rewritten.
+        (20, text_frame(1, "one two three four five", Final)),
+        // A guess that finished, then another text.
+        (400, text_frame(2, "six", Partial)),
+        (200, text_frame(2, "six seven", Final)),
+    ])
+    .await;
+    assert_eq!(calls.len(), 4, "{calls:?}");
+    assert_eq!(calls[0].0, "one two three four");
+    assert!(calls[0].2, "the wrong guess is stopped, not finished: {calls:?}");
+    assert_eq!(calls[1], ("one two three four five".to_string(), 0, false));
+    assert_eq!(calls[2], ("six".to_string(), 1, false), "dropped guesses leave no turn in the context");
+    assert_eq!(calls[3], ("six seven".to_string(), 1, false));
+    let expected = [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("FOUR", 1.0), ("FIVE", 1.0), ("", 1.0), ("SIX", 2.0), ("SEVEN", 2.0), ("", 2.0)];
+    assert_eq!(out, spoken(&expected));
+}

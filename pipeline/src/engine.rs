@@ -130,7 +130,32 @@ pub trait Rewriter: Send {
         on_clause: &mut dyn FnMut(&str),
         stop: &StopCheck,
     ) -> Result<String, EngineError>;
+
+    /// [`Rewriter::rewrite`], also reporting [`Progress::Working`] every
+    /// [`PROGRESS_EVERY`] or so while no clause comes, so the caller can look at its input
+    /// mid-rewrite (and stop the rewrite through `stop`). Engines that work on another thread
+    /// do; the default reports clauses only.
+    fn rewrite_watched(
+        &mut self,
+        req: &RewriteRequest<'_>,
+        on_progress: &mut dyn FnMut(Progress<'_>),
+        stop: &StopCheck,
+    ) -> Result<String, EngineError> {
+        self.rewrite(req, &mut |c| on_progress(Progress::Clause(c)), stop)
+    }
 }
+
+/// What [`Rewriter::rewrite_watched`] reports as it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A complete clause.
+    Clause(&'a str),
+    /// Still working; no new clause yet.
+    Working,
+}
+
+/// How often [`Rewriter::rewrite_watched`] reports while no clause comes.
+pub const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// Speaks text.
 pub trait TextToSpeech: Send {

@@ -15,7 +15,7 @@ pub mod testing;
 
 pub use arbiter::{Arbiter, ArbiterConfig, ArbiterError, ArbiterStats, LeaseState, ModelHandle, ModelSpec, PlanFit};
 pub use edge::{Closed, EdgeConfig, EdgePolicy, EdgeRx, EdgeTx};
-pub use engine::{Budget, EngineError, RewriteRequest, Rewriter, SpeechToText, StopCheck, TextToSpeech, Turn};
+pub use engine::{Budget, EngineError, PROGRESS_EVERY, Progress, RewriteRequest, Rewriter, SpeechToText, StopCheck, TextToSpeech, Turn};
 pub use epoch::EpochWatch;
 pub use frame::{AudioChunk, AudioFormat, Epoch, Frame, Marker, Payload, Text, TextKind, TimeSpan, UtteranceId, Word};
 pub use graph::{Graph, GraphBuilder, GraphError, PipelineError, RunReport, StageReport};

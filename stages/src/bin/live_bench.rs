@@ -2,7 +2,7 @@
 //! time through the file "microphone" (the same path as a sound card after the rings).
 //!
 //! usage: live_bench [--rewriters identity,smollm2] [--style casual] [--audio DIR]
-//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--verbose]
+//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--stt-threads N] [--verbose]
 //!        [--json FILE]
 //!
 //! Each rewriter is measured over every English recording in DIR (default
@@ -33,6 +33,7 @@ struct Args {
     verbose: bool,
     lead_phrase: bool,
     json: Option<PathBuf>,
+    stt_threads: Option<usize>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -46,6 +47,7 @@ fn parse() -> Result<Args, String> {
         verbose: false,
         lead_phrase: true,
         json: None,
+        stt_threads: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +65,7 @@ fn parse() -> Result<Args, String> {
             "--verbose" => a.verbose = true,
             "--whole-clauses" => a.lead_phrase = false,
             "--json" => a.json = Some(PathBuf::from(value()?)),
+            "--stt-threads" => a.stt_threads = Some(value()?.parse().map_err(|_| "--stt-threads takes a number".to_string())?),
             other => return Err(format!("unknown flag {other}; see the file's doc comment")),
         }
     }
@@ -132,6 +135,9 @@ fn run(args: &Args) -> Result<(), String> {
         let mut options = LiveOptions::new(voice.clone(), choice, Interaction { barge_in: args.barge_in, full_duplex: true });
         options.speculate_after_ms = args.speculate_ms;
         options.lead_phrase = args.lead_phrase;
+        if let Some(t) = args.stt_threads {
+            options.whisper.threads = t;
+        }
         let mut speculation = SpeculationStats::default();
         let mut all: Vec<UtteranceRecord> = Vec::new();
         println!("\n== rewriter {r} (style {style}) ==");

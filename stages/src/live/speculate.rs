@@ -2,11 +2,12 @@
 //! the VAD hears its speech stop, not after the end-of-turn silence is confirmed, so the
 //! decode runs inside that wait instead of after it.
 //!
-//! When speech stops and the VAD's padding after it is there, the audio the VAD would
-//! close the utterance with (its speech and that padding) is decoded and kept here with
+//! When speech stops, the audio the VAD would close the utterance with (its speech and as
+//! much of the VAD's padding after it as has been heard) is decoded and kept here with
 //! where its speech ended. If the silence lasts until the turn ends, the VAD closes the
-//! utterance with exactly that audio, and its decode is the kept one: the same text as
-//! without speculation, only sooner. If speech resumes first, the stage discards
+//! utterance with that audio and the rest of its padding (silence, by the VAD's own
+//! judgement: Whisper's wrapper adds 1.5 s more of it anyway), and its decode is the kept
+//! one, only sooner. If speech resumes first, the stage discards
 //! the kept decode ([`SpeculativeFinal::discard`]) and the utterance goes on as before:
 //! nothing is emitted from a discarded decode, so no utterance can come out twice, out of
 //! order, or without its later words.

@@ -7,14 +7,16 @@
 //! already spoken before a barge-in is flushed downstream, the interrupting one is not.
 //!
 //! The VAD is fed one window at a time, and after each the stage looks whether speech
-//! has stopped and been followed by the VAD's padding: then it starts the utterance's
-//! final decode at once ([`super::speculate`]) on exactly the audio the VAD will close
-//! the utterance with if the silence lasts (so the final text is the same as without
-//! speculation), and discards it if speech resumes.
+//! has stopped: then it starts the utterance's final decode at once
+//! ([`super::speculate`]) on the audio the VAD will close the utterance with if the
+//! silence lasts (as much of its padding as is there yet), and discards it if speech
+//! resumes. What that decode says goes downstream at once as a partial text, so the
+//! rewrite starts inside the end-of-turn wait too (see
+//! [`revoice_pipeline::adapters::RewriteStage`]); an empty partial takes it back.
 
 use std::sync::mpsc::Sender;
 
-use revoice_pipeline::{AudioFormat, EngineError, Frame, Payload, Port, Ports, SpeechToText, Stage, StageBody, StageError, StageIo, StopCheck, Text};
+use revoice_pipeline::{AudioFormat, EngineError, Frame, Payload, Port, Ports, SpeechToText, Stage, StageBody, StageError, StageIo, StopCheck, Text, TextKind, TimeSpan};
 
 use super::loops::collapse_loops;
 use super::speculate::SpeculativeFinal;
@@ -65,10 +67,10 @@ impl PaddedWhisper {
 
     /// Decode `audio` (an utterance starting at `offset` whose speech ended at
     /// `speech_end` samples) now and keep the result for its final.
-    fn speculate(&mut self, audio: &[f32], offset: f64, speech_end: usize, stop: &StopCheck) -> Result<(), EngineError> {
+    fn speculate(&mut self, audio: &[f32], offset: f64, speech_end: usize, stop: &StopCheck) -> Result<Vec<Text>, EngineError> {
         let texts = self.decode(audio, offset, stop)?;
-        self.speculation.keep(offset, audio, speech_end, texts);
-        Ok(())
+        self.speculation.keep(offset, audio, speech_end, texts.clone());
+        Ok(texts)
     }
 }
 
@@ -99,7 +101,7 @@ pub struct LiveStt {
     /// The VAD's padding after speech (samples): what an utterance keeps of its trailing
     /// silence.
     pub(super) pad_samples: usize,
-    /// Start the final decode after this much silence (samples, at least the padding);
+    /// Start the final decode after this much silence (samples; at least one VAD window);
     /// `None`: only once the end of turn is confirmed.
     pub(super) speculate_after: Option<usize>,
 }
@@ -140,7 +142,9 @@ impl Stage for LiveStt {
                     if !s.handle(events, &io, &mut partial) {
                         return Ok(());
                     }
-                    io.stats.time(|| s.speculate(&stop))?;
+                    if !io.stats.time(|| s.speculate(&stop, &io))? {
+                        return Ok(());
+                    }
                 }
             }
             // The last partial window is scored only now: it may hold resumed speech.
@@ -162,10 +166,12 @@ struct Partial {
 }
 
 impl LiveStt {
-    /// Speech has stopped long enough: decode the utterance so far now. Speech resumed,
-    /// or the utterance is over: let a kept decode go.
-    fn speculate(&mut self, stop: &StopCheck) -> Result<(), SttError> {
-        let Some(after) = self.speculate_after else { return Ok(()) };
+    /// Speech has stopped long enough: decode the utterance so far now, and send the
+    /// rewrite what its final text will be if the silence lasts (a partial text, see
+    /// [`revoice_pipeline::adapters::RewriteStage`]). Speech resumed, or the utterance is
+    /// over: let a kept decode go. False when downstream has gone.
+    fn speculate(&mut self, stop: &StopCheck, io: &StageIo) -> Result<bool, SttError> {
+        let Some(after) = self.speculate_after else { return Ok(true) };
         let segmenter = self.transcriber.vad().segmenter();
         let trailing = segmenter.trailing_silence();
         let current = segmenter.speech_start().map(|start| start as f64 / f64::from(VAD_SAMPLE_RATE));
@@ -173,23 +179,36 @@ impl LiveStt {
         let kept = engine.speculation.kept_offset();
         if kept.is_some() && (trailing == 0 || kept != current) {
             engine.speculation.discard();
+            // An empty guess stops the rewrite started on the kept one.
+            let retract = Text { kind: TextKind::Partial, last: false, ..Text::final_text("", TimeSpan::default()) };
+            let epoch = self.epoch_of(kept.unwrap_or_default());
+            if io.blocking_send(Frame::text(self.transcriber.utterance() + 1, epoch, retract)).is_err() {
+                return Ok(false);
+            }
         }
-        // Once the padding is there, the utterance the VAD would close is known.
-        if trailing < after.max(self.pad_samples).max(1) {
-            return Ok(());
+        if trailing < after.max(1) {
+            return Ok(true);
         }
-        let Some(u) = self.transcriber.vad().segmenter().current() else { return Ok(()) };
+        let Some(u) = self.transcriber.vad().segmenter().current() else { return Ok(true) };
         let speech_end = u.samples.len() - trailing.min(u.samples.len());
         let closed = &u.samples[..(speech_end + self.pad_samples).min(u.samples.len())];
         let engine = self.transcriber.engine_mut();
         if engine.speculation.covers(u.start_seconds(), speech_end) {
-            return Ok(());
+            return Ok(true);
         }
         let started = std::time::Instant::now();
-        engine.speculate(closed, u.start_seconds(), speech_end, stop)?;
+        let texts = engine.speculate(closed, u.start_seconds(), speech_end, stop)?;
         self.log.set_speculation(engine.speculation.stats());
         tracing::debug!(start = u.start_seconds(), seconds = started.elapsed().as_secs_f64(), "speech stopped: final decoded ahead");
-        Ok(())
+        let Some(mut hint) = self.transcriber.final_if(&texts) else { return Ok(true) };
+        hint.span = TimeSpan::new(u.start_seconds(), u.start_seconds() + closed.len() as f64 / f64::from(VAD_SAMPLE_RATE));
+        let epoch = self.epoch_of(u.start_seconds());
+        Ok(io.blocking_send(Frame::text(self.transcriber.utterance() + 1, epoch, hint)).is_ok())
+    }
+
+    /// The epoch of the utterance that starts at `start` seconds.
+    fn epoch_of(&self, start: f64) -> revoice_pipeline::Epoch {
+        self.timeline.epoch_at((start * f64::from(VAD_SAMPLE_RATE)).round() as u64 + WINDOW as u64)
     }
 
     /// Report events and send finals on; false when downstream has gone.
@@ -223,8 +242,7 @@ impl LiveStt {
     }
 
     fn send_final(&mut self, utterance: u64, mut text: Text, io: &StageIo) -> bool {
-        let start = (text.span.start * f64::from(VAD_SAMPLE_RATE)).round() as u64;
-        let epoch = self.timeline.epoch_at(start + WINDOW as u64);
+        let epoch = self.epoch_of(text.span.start);
         let speech_end = (text.span.end - self.pad_s).max(text.span.start);
         let speculation = &mut self.transcriber.engine_mut().speculation;
         let speculative = speculation.settle(text.span.start);

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use revoice_pipeline::{EngineError, RewriteRequest, Rewriter, StopCheck, Turn};
+use revoice_pipeline::{EngineError, PROGRESS_EVERY, Progress, RewriteRequest, Rewriter, StopCheck, Turn};
 
 use super::clauses;
 use super::generate::{Attempt, AttemptSpec, Generator, Sampling, Timing};
@@ -41,6 +41,9 @@ pub struct LlmConfig {
     /// Run on GPU 0 through candle's CUDA backend (builds with the `cuda` feature). Set by
     /// [`crate::gpu`] under a lease from the memory arbiter.
     pub gpu: bool,
+    /// Attempts at a rewrite before it falls back to the original text (at least 1). A
+    /// second attempt reminds the model of what it lost, or tightens its budget.
+    pub attempts: usize,
 }
 
 impl LlmConfig {
@@ -54,6 +57,7 @@ impl LlmConfig {
             context_turns: 3,
             threads: candle_core::utils::get_num_threads(),
             gpu: false,
+            attempts: 2,
         }
     }
 }
@@ -151,6 +155,23 @@ impl Rewriter for LlmRewriter {
         on_clause: &mut dyn FnMut(&str),
         stop: &StopCheck,
     ) -> Result<String, EngineError> {
+        self.rewrite_watched(
+            req,
+            &mut |p| {
+                if let Progress::Clause(c) = p {
+                    on_clause(c);
+                }
+            },
+            stop,
+        )
+    }
+
+    fn rewrite_watched(
+        &mut self,
+        req: &RewriteRequest<'_>,
+        on_progress: &mut dyn FnMut(Progress<'_>),
+        stop: &StopCheck,
+    ) -> Result<String, EngineError> {
         if req.text.trim().is_empty() {
             return Err(EngineError::BadInput("empty utterance: nothing to rewrite".to_string()));
         }
@@ -165,10 +186,11 @@ impl Rewriter for LlmRewriter {
         let jobs = self.jobs.as_ref().ok_or_else(|| EngineError::failed(RewriteError::WorkerGone))?;
         jobs.send(Request::Rewrite(job)).map_err(|_| EngineError::failed(RewriteError::WorkerGone))?;
         loop {
-            match events_rx.recv() {
-                Ok(Event::Clause(c)) => on_clause(&c),
+            match events_rx.recv_timeout(PROGRESS_EVERY) {
+                Ok(Event::Clause(c)) => on_progress(Progress::Clause(&c)),
                 Ok(Event::Done(result)) => return result,
-                Err(_) => return Err(EngineError::failed(RewriteError::WorkerGone)),
+                Err(mpsc::RecvTimeoutError::Timeout) => on_progress(Progress::Working),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(EngineError::failed(RewriteError::WorkerGone)),
             }
         }
     }
@@ -313,7 +335,7 @@ impl Worker {
         let max_new = input_tokens * 2 + 24;
         let mut keep: Vec<String> = Vec::new();
         self.generator.last.fell_back = false;
-        for round in 0..2 {
+        for round in 0..self.config.attempts.max(1) {
             self.generator.last.attempts = round + 1;
             let told = budget.map(|b| if round == 0 { b } else { (b * 3 / 4).max(1) });
             let spec = AttemptSpec {
@@ -330,15 +352,18 @@ impl Worker {
             };
             let attempt = self.generator.attempt(&spec, emit, stop).map_err(EngineError::failed)?;
             let t = &self.generator.last;
-            tracing::debug!(
-                prefilled = t.prefilled,
-                prefill_ms = t.prefill.as_millis() as u64,
-                generated = t.generated,
-                decode_ms = t.decode.as_millis() as u64,
-                drafted = t.drafted,
-                accepted = t.accepted,
-                "rewrite attempt"
-            );
+            // A stopped attempt has no figures of its own.
+            if !matches!(attempt, Attempt::Stopped) {
+                tracing::debug!(
+                    prefilled = t.prefilled,
+                    prefill_ms = t.prefill.as_millis() as u64,
+                    generated = t.generated,
+                    decode_ms = t.decode.as_millis() as u64,
+                    drafted = t.drafted,
+                    accepted = t.accepted,
+                    "rewrite attempt"
+                );
+            }
             match attempt {
                 Attempt::Done(t) => return Ok(t),
                 Attempt::Stopped => return Err(EngineError::Stopped),

@@ -154,9 +154,8 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
 
     fn finalize(&mut self, u: &Utterance, stop: &StopCheck, events: &mut Vec<StreamEvent>) -> Result<(), SttError> {
         let hyp = self.decode(u, stop)?;
-        let tail = &hyp[skip_committed(&self.committed, &hyp)..];
-        let mut words = std::mem::take(&mut self.committed);
-        words.extend(tail.iter().cloned());
+        let words = self.settled(&hyp);
+        self.committed.clear();
         let mut text = self.text_of(&words, TextKind::Final);
         text.span = TimeSpan::new(u.start_seconds(), u.end_seconds());
         text.last = true;
@@ -168,6 +167,27 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
         self.previous.clear();
         self.decoded_len = 0;
         Ok(())
+    }
+
+    /// The words of the final text if `hyp` is the utterance's last decode: the committed
+    /// words as they were, and what the decode found after them.
+    fn settled(&self, hyp: &[Word]) -> Vec<Word> {
+        let mut words = self.committed.clone();
+        words.extend_from_slice(&hyp[skip_committed(&self.committed, hyp)..]);
+        words
+    }
+
+    /// The text the utterance in progress will end with if `texts` (a decode of all of it)
+    /// is its last decode, as a [`TextKind::Partial`]; `None` when it holds no words.
+    pub fn final_if(&self, texts: &[Text]) -> Option<Text> {
+        let hyp: Vec<Word> = texts.iter().flat_map(words_of).collect();
+        let words = self.settled(&hyp);
+        (!words.is_empty()).then(|| self.text_of(&words, TextKind::Partial))
+    }
+
+    /// The number of the utterance in progress (or the next one), counting from 0.
+    pub fn utterance(&self) -> u64 {
+        self.utterance
     }
 
     fn text_of(&self, words: &[Word], kind: TextKind) -> Text {
