@@ -272,10 +272,10 @@ impl Run {
     }
 
     /// Start rewriting what an utterance will say if nothing more is heard. The stage reads
-    /// its input whenever the rewriter reports progress: the utterance's final text with the same words
-    /// lets the clauses out; any other text stops the rewrite (the frames read are handled
-    /// next). A failed rewrite made ahead is dropped quietly: the final text is then
-    /// rewritten as usual, and its error reported.
+    /// its input whenever the rewriter reports progress: the utterance's final text with the
+    /// same words (and epoch) lets the clauses out; any other text stops the rewrite (the
+    /// frames read are handled next). A failed rewrite made ahead is dropped quietly: the
+    /// final text is then rewritten as usual, and its error reported.
     fn rewrite_ahead(&mut self, utterance: UtteranceId, epoch: u64, hint: Text) -> Early {
         let source = hint.text.trim().to_string();
         if source.is_empty() {
@@ -293,7 +293,9 @@ impl Run {
             while out.original.is_none() && !wrong.is_cancelled() {
                 let Some(f) = io.try_recv() else { break };
                 match &f.payload {
-                    Payload::Text(t) if f.utterance == utterance && t.kind == TextKind::Final && t.last && t.text.trim() == source => {
+                    Payload::Text(t)
+                        if f.utterance == utterance && f.epoch == epoch && t.kind == TextKind::Final && t.last && t.text.trim() == source =>
+                    {
                         out.confirm(io, t.clone());
                         continue;
                     }
