@@ -11,6 +11,13 @@ const PREAMBLE_OPENERS: &[&str] = &[
 
 const NOTE_OPENERS: &[&str] = &["note:", "(note", "notes:", "explanation:", "(this", "i hope", "let me know", "[limit", "(at most"];
 
+/// How a small model starts when it apologises or refuses instead of rewriting (SmolLM2,
+/// asked for "Ask not!" in casual speech: "I'm sorry, I'm sorry, I").
+const APOLOGIES: &[&str] = &[
+    "i'm sorry", "i am sorry", "sorry", "i apologize", "i apologise", "my apologies", "as an ai", "i can't help", "i cannot help",
+    "i can't assist", "i cannot assist", "i'm unable", "i am unable",
+];
+
 const NEGATIONS: &[&str] = &[
     "not", "no", "never", "nobody", "nothing", "none", "nowhere", "neither", "nor", "cannot", "without",
     "unable", "refuse", "refused", "lack", "lacks", "unavailable",
@@ -44,6 +51,12 @@ pub fn is_preamble(clause: &str) -> bool {
     let opener = PREAMBLE_OPENERS.iter().any(|p| lower.starts_with(p));
     let announce = lower.ends_with(':') || lower.contains("rewrit") || lower.contains("here is") || lower.contains("here's");
     opener && (announce || lower.split_whitespace().count() <= 2)
+}
+
+/// Whether a text starts by apologising or refusing.
+fn is_apology(text: &str) -> bool {
+    let lower = strip_quotes(text).to_lowercase().replace('’', "'");
+    APOLOGIES.iter().any(|a| lower.starts_with(a))
 }
 
 /// Whether a clause starts the notes after the answer.
@@ -158,6 +171,8 @@ pub struct Required {
     english: bool,
     /// The input's [`content_stems`] (English output only): a share of them must remain.
     content: BTreeSet<String>,
+    /// The input apologises itself: so may the rewrite.
+    apologetic: bool,
     /// Lower-cased words of the input and its context: names in the output must come from here.
     known_words: BTreeSet<String>,
     /// Numbers of the input and its context: the only numbers the output may have.
@@ -181,13 +196,14 @@ impl Required {
             question: input.contains('?'),
             english,
             content: if english { content_stems(input) } else { BTreeSet::new() },
+            apologetic: is_apology(input),
             known_words: words(&both).map(|w| w.to_lowercase()).collect(),
             known_numbers: numbers(&both).into_iter().collect(),
         }
     }
 
     /// What `output` adds that the input does not allow: invented numbers or names, a
-    /// negation the input does not have.
+    /// negation the input does not have, an apology or refusal in place of the rewrite.
     pub fn unexpected(&self, output: &str) -> Vec<String> {
         let mut out: Vec<String> = numbers(output).into_iter().filter(|n| !self.known_numbers.contains(n)).collect();
         if self.english {
@@ -196,6 +212,9 @@ impl Required {
         }
         if self.english && !self.negation && has_negation(output) {
             out.push("a negation".to_string());
+        }
+        if self.english && !self.apologetic && is_apology(output) {
+            out.push("an apology".to_string());
         }
         out
     }
@@ -228,6 +247,14 @@ impl Required {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_apology_in_place_of_the_rewrite_is_unexpected_unless_the_input_apologises() {
+        assert_eq!(Required::of("Ask not!", true).unexpected("I'm sorry, I'm sorry,"), ["an apology"]);
+        assert!(Required::of("What a day.", true).unexpected("As an AI, I can't help with that.").contains(&"an apology".to_string()));
+        assert!(Required::of("Sorry I was late.", true).unexpected("I'm sorry for being late.").is_empty());
+        assert!(Required::of("Ask not!", false).unexpected("Je suis désolé.").is_empty(), "only English output is checked");
+    }
 
     #[test]
     fn preambles_and_notes_are_recognised() {
