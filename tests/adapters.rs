@@ -219,12 +219,21 @@ fn text_frame(utterance: u64, text: &str, kind: revoice_pipeline::TextKind) -> F
 /// Runs the frames through a streaming rewrite stage (40 ms a clause); what came out (text,
 /// span start) and the rewriter's calls.
 async fn rewrite_paced(frames: Vec<(u64, Frame)>) -> (Vec<(String, f64)>, Vec<(String, usize, bool)>) {
+    rewrite_paced_with(frames, None).await
+}
+
+/// [`rewrite_paced`], with a budget of `syllables_per_second` when given.
+async fn rewrite_paced_with(frames: Vec<(u64, Frame)>, syllables_per_second: Option<f64>) -> (Vec<(String, f64)>, Vec<(String, usize, bool)>) {
     let calls = std::sync::Arc::default();
     let rewriter = SlowRewriter { per_clause: std::time::Duration::from_millis(40), calls: std::sync::Arc::clone(&calls) };
     let (sink, received) = CollectingSink::new(Port::Text);
+    let mut stage = RewriteStage::new("rewrite", Engine::Ready(Box::new(rewriter))).streaming(true);
+    if let Some(sps) = syllables_per_second {
+        stage = stage.with_budget(sps);
+    }
     let graph = GraphBuilder::new()
         .stage(Box::new(PacedSource(frames)), EdgeConfig::blocking(8))
-        .stage(Box::new(RewriteStage::new("rewrite", Engine::Ready(Box::new(rewriter))).streaming(true)), EdgeConfig::blocking(8))
+        .stage(Box::new(stage), EdgeConfig::blocking(8))
         .stage(Box::new(sink), EdgeConfig::default())
         .build()
         .unwrap();
@@ -288,4 +297,17 @@ async fn a_rewrite_made_ahead_is_dropped_when_the_utterance_goes_on() {
     assert_eq!(calls[3], ("six seven".to_string(), 1, false));
     let expected = [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("FOUR", 1.0), ("FIVE", 1.0), ("", 1.0), ("SIX", 2.0), ("SEVEN", 2.0), ("", 2.0)];
     assert_eq!(out, spoken(&expected));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_made_ahead_with_another_budget_is_not_used() {
+    use revoice_pipeline::TextKind::{Final, Partial};
+    let mut guess = text_frame(1, "one two", Partial);
+    if let Payload::Text(t) = &mut guess.payload {
+        t.span = TimeSpan::new(1.0, 1.25);
+    }
+    // 4 syllables a second: the guess (0.25 s) gets 1 syllable, the final (0.5 s) 2.
+    let (out, calls) = rewrite_paced_with(vec![(0, guess), (300, text_frame(1, "one two", Final))], Some(4.0)).await;
+    assert_eq!(calls, [("one two".to_string(), 0, false), ("one two".to_string(), 0, false)], "rewritten again for its own budget");
+    assert_eq!(out, spoken(&[("ONE", 1.0), ("TWO", 1.0), ("", 1.0)]));
 }

@@ -9,8 +9,8 @@
 //! being written follow as they come), so the rewrite ran inside the end-of-turn wait. Any
 //! other text means the guess was wrong: the rewrite is stopped if it is still running, its
 //! output dropped, and the final text rewritten as usual. The rewriter is asked exactly what
-//! it would have been asked for the final (the same text and context), so what is spoken is
-//! the same either way, only sooner.
+//! it would have been asked for the final (the same text, context and budget), so what is
+//! spoken is the same either way, only sooner.
 
 use std::collections::VecDeque;
 
@@ -88,6 +88,7 @@ struct Run {
 struct Ahead {
     utterance: UtteranceId,
     source: String,
+    budget: Option<Budget>,
     held: Vec<String>,
     rewritten: String,
 }
@@ -168,6 +169,16 @@ impl Out {
     }
 }
 
+impl RewriteSettings {
+    /// The budget of a rewrite of `original`, when the stage gives one.
+    fn budget(&self, original: &Text) -> Option<Budget> {
+        self.syllables_per_second.map(|sps| {
+            let seconds = original.span.duration();
+            Budget { seconds, syllables: ((seconds * sps).floor() as usize).max(1) }
+        })
+    }
+}
+
 impl Run {
     fn next(&mut self) -> Option<Frame> {
         self.stash.pop_front().or_else(|| self.io.blocking_recv())
@@ -214,7 +225,9 @@ impl Run {
                     if last {
                         let (u, original) = pending.take().expect("just set");
                         let go = match ahead.take() {
-                            Some(a) if a.utterance == u && a.source == original.text.trim() => self.deliver(a, epoch, original),
+                            Some(a) if a.utterance == u && a.source == original.text.trim() && a.budget == self.settings.budget(&original) => {
+                                self.deliver(a, epoch, original)
+                            }
                             _ => self.rewrite_one(u, epoch, original)?,
                         };
                         if !go {
@@ -246,13 +259,6 @@ impl Run {
         Ok(())
     }
 
-    fn budget(&self, original: &Text) -> Option<Budget> {
-        self.settings.syllables_per_second.map(|sps| {
-            let seconds = original.span.duration();
-            Budget { seconds, syllables: ((seconds * sps).floor() as usize).max(1) }
-        })
-    }
-
     /// Rewrite one utterance and send it on; false when downstream has gone.
     fn rewrite_one(&mut self, utterance: UtteranceId, epoch: u64, original: Text) -> Result<bool, StageError> {
         let source = original.text.trim().to_string();
@@ -260,7 +266,7 @@ impl Run {
             return Ok(true);
         }
         let stop = self.io.stop_check(epoch);
-        let budget = self.budget(&original);
+        let budget = self.settings.budget(&original);
         let mut out = Out::new(self.settings, utterance, epoch, Some(original));
         let Run { engine, io, context, .. } = self;
         let req = RewriteRequest { text: &source, context, budget };
@@ -283,7 +289,8 @@ impl Run {
         }
         let wrong = self.io.cancel.child_token();
         let stop = StopCheck::new(wrong.clone(), self.io.epochs.clone(), epoch);
-        let budget = self.budget(&hint);
+        let settings = self.settings;
+        let budget = settings.budget(&hint);
         let mut out = Out::new(self.settings, utterance, epoch, None);
         let Run { engine, io, context, stash, .. } = self;
         let req = RewriteRequest { text: &source, context, budget };
@@ -294,7 +301,12 @@ impl Run {
                 let Some(f) = io.try_recv() else { break };
                 match &f.payload {
                     Payload::Text(t)
-                        if f.utterance == utterance && f.epoch == epoch && t.kind == TextKind::Final && t.last && t.text.trim() == source =>
+                        if f.utterance == utterance
+                            && f.epoch == epoch
+                            && t.kind == TextKind::Final
+                            && t.last
+                            && t.text.trim() == source
+                            && settings.budget(t) == budget =>
                     {
                         out.confirm(io, t.clone());
                         continue;
@@ -322,7 +334,7 @@ impl Run {
             }
         };
         if out.original.is_none() {
-            return Early::Kept(Ahead { utterance, source, held: out.held, rewritten });
+            return Early::Kept(Ahead { utterance, source, budget, held: out.held, rewritten });
         }
         if out.finish(io, context, source, rewritten) { Early::None } else { Early::Gone }
     }
