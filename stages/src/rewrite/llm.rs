@@ -1,6 +1,7 @@
 //! The LLM rewriter: a model loaded once on a dedicated named thread, fed one utterance at a
-//! time. Each utterance gets up to two attempts (the second with a tighter budget and a
-//! reminder of what to keep, when there is either); when they fail, the original text is used.
+//! time. Each utterance gets up to [`LlmConfig::attempts`] attempts (two by default; the second
+//! with a tighter budget and a reminder of what to keep, when there is either); when they
+//! fail, the original text is used.
 
 use std::path::PathBuf;
 use std::sync::mpsc;
