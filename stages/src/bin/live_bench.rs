@@ -2,7 +2,7 @@
 //! time through the file "microphone" (the same path as a sound card after the rings).
 //!
 //! usage: live_bench [--rewriters identity,smollm2] [--style casual] [--audio DIR]
-//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--stt-threads N] [--verbose]
+//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--stt-threads N] [--repeat N] [--verbose]
 //!        [--json FILE]
 //!
 //! Each rewriter is measured over every English recording in DIR (default
@@ -13,8 +13,11 @@
 //! of the first clause; play: waiting behind earlier speech), and how many finals came
 //! from the decode started when speech stopped (`--speculate-ms off` waits for the end of
 //! turn instead, the way to measure what that saves; `--whole-clauses` speaks a long first
-//! clause whole instead of in two pieces). `--verbose` prints every
-//! utterance. Pin it to two cores with `taskset -c 0,1` to measure the 2-core goal.
+//! clause whole instead of in two pieces; `--stt-threads N` gives Whisper N threads).
+//! `--repeat N` runs N rounds, the rewriters taking turns in each, and sums up all rounds
+//! together: the machine's speed drifts (one session measured the same binary at p50
+//! 740–807 ms, then 887–1009 ms), and taking turns shares the drift. `--verbose` prints
+//! every utterance. Pin it to two cores with `taskset -c 0,1` to measure the 2-core goal.
 
 use std::path::PathBuf;
 
@@ -34,6 +37,7 @@ struct Args {
     lead_phrase: bool,
     json: Option<PathBuf>,
     stt_threads: Option<usize>,
+    repeat: usize,
 }
 
 fn parse() -> Result<Args, String> {
@@ -48,6 +52,7 @@ fn parse() -> Result<Args, String> {
         lead_phrase: true,
         json: None,
         stt_threads: None,
+        repeat: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -65,6 +70,7 @@ fn parse() -> Result<Args, String> {
             "--verbose" => a.verbose = true,
             "--whole-clauses" => a.lead_phrase = false,
             "--json" => a.json = Some(PathBuf::from(value()?)),
+            "--repeat" => a.repeat = value()?.parse().ok().filter(|&n| n > 0).ok_or("--repeat takes a number of rounds, 1 or more")?,
             "--stt-threads" => a.stt_threads = Some(value()?.parse().map_err(|_| "--stt-threads takes a number".to_string())?),
             other => return Err(format!("unknown flag {other}; see the file's doc comment")),
         }
@@ -128,7 +134,8 @@ fn run(args: &Args) -> Result<(), String> {
         files.len(),
         if args.barge_in { "on" } else { "off" }
     );
-    let mut json = Vec::new();
+    // Per rewriter: its settings, and what its runs gathered.
+    let mut runs = Vec::new();
     for r in &args.rewriters {
         let (style, llm) = if r == "identity" { ("identity", "smollm2") } else { (args.style.as_str(), r.as_str()) };
         let choice = rewrite::choose(style, None, llm).map_err(|e| e.to_string())?;
@@ -138,38 +145,46 @@ fn run(args: &Args) -> Result<(), String> {
         if let Some(t) = args.stt_threads {
             options.whisper.threads = t;
         }
-        let mut speculation = SpeculationStats::default();
-        let mut all: Vec<UtteranceRecord> = Vec::new();
-        println!("\n== rewriter {r} (style {style}) ==");
-        println!("{:<48} {:>5} {:>6} {:>7} {:>8}", "file", "heard", "spoken", "flushed", "p50 ms");
-        for f in &files {
-            let run = FileRun { input: args.audio.join(f), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
-            let (tx, _rx) = std::sync::mpsc::channel();
-            let report = run_files(&options, run, tx, CancellationToken::new()).map_err(|e| format!("{f}: {e}"))?;
-            let spoken = report.utterances.iter().filter(|u| u.latency.is_some()).count();
-            let flushed = report.utterances.iter().filter(|u| u.flushed).count();
-            let p50 = median(report.utterances.iter().filter_map(|u| u.latency).collect());
-            println!("{f:<48} {:>5} {spoken:>6} {flushed:>7} {:>8}", report.utterances.len(), ms(p50));
-            if args.verbose {
-                for u in &report.utterances {
-                    let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| ms(u.stages.as_ref().map(f));
-                    let text: String = u.heard.chars().take(60).collect();
-                    println!(
-                        "    #{} end {:.2} s: {} ms (hear {}, voice {}, play {}){} {text:?}",
-                        u.utterance,
-                        u.speech_end,
-                        ms(u.latency),
-                        part(|s| s.hear),
-                        part(|s| s.voice),
-                        part(|s| s.play),
-                        if u.speculative { " spec" } else { "" }
-                    );
+        runs.push((r, style, options, SpeculationStats::default(), Vec::<UtteranceRecord>::new()));
+    }
+    // Rounds interleave the rewriters, so a machine that slows down slows them alike.
+    for round in 0..args.repeat {
+        for (r, style, options, speculation, all) in runs.iter_mut() {
+            println!("\n== rewriter {r} (style {style}), round {} of {} ==", round + 1, args.repeat);
+            println!("{:<48} {:>5} {:>6} {:>7} {:>8}", "file", "heard", "spoken", "flushed", "p50 ms");
+            for f in &files {
+                let run = FileRun { input: args.audio.join(f), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
+                let (tx, _rx) = std::sync::mpsc::channel();
+                let report = run_files(options, run, tx, CancellationToken::new()).map_err(|e| format!("{f}: {e}"))?;
+                let spoken = report.utterances.iter().filter(|u| u.latency.is_some()).count();
+                let flushed = report.utterances.iter().filter(|u| u.flushed).count();
+                let p50 = median(report.utterances.iter().filter_map(|u| u.latency).collect());
+                println!("{f:<48} {:>5} {spoken:>6} {flushed:>7} {:>8}", report.utterances.len(), ms(p50));
+                if args.verbose {
+                    for u in &report.utterances {
+                        let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| ms(u.stages.as_ref().map(f));
+                        let text: String = u.heard.chars().take(60).collect();
+                        println!(
+                            "    #{} end {:.2} s: {} ms (hear {}, voice {}, play {}){} {text:?}",
+                            u.utterance,
+                            u.speech_end,
+                            ms(u.latency),
+                            part(|s| s.hear),
+                            part(|s| s.voice),
+                            part(|s| s.play),
+                            if u.speculative { " spec" } else { "" }
+                        );
+                    }
                 }
+                speculation.made += report.speculation.made;
+                speculation.used += report.speculation.used;
+                all.extend(report.utterances);
             }
-            speculation.made += report.speculation.made;
-            speculation.used += report.speculation.used;
-            all.extend(report.utterances);
         }
+    }
+    let mut json = Vec::new();
+    println!();
+    for (r, style, _, speculation, all) in runs {
         let mut lat: Vec<f64> = all.iter().filter_map(|u| u.latency).collect();
         lat.sort_by(f64::total_cmp);
         let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| median(all.iter().filter_map(|u| u.stages.as_ref().map(f)).collect());
@@ -186,7 +201,7 @@ fn run(args: &Args) -> Result<(), String> {
             speculation.made
         );
         json.push(serde_json::json!({
-            "rewriter": r, "style": style, "spoken": lat.len(),
+            "rewriter": r, "style": style, "spoken": lat.len(), "rounds": args.repeat,
             "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0),
             "hear_median": hear, "voice_median": voice_t, "play_median": play,
             "speculate_ms": args.speculate_ms, "speculation": speculation,
