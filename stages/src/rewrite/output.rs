@@ -59,6 +59,12 @@ fn is_apology(text: &str) -> bool {
     APOLOGIES.iter().any(|a| lower.starts_with(a))
 }
 
+/// Whether a text apologises or refuses anywhere ("Well, I'm sorry about that.").
+fn apologises(text: &str) -> bool {
+    let lower = text.to_lowercase().replace('’', "'");
+    APOLOGIES.iter().any(|a| lower.contains(a))
+}
+
 /// Whether a clause starts the notes after the answer.
 pub fn is_note(clause: &str) -> bool {
     let lower = strip_quotes(clause).to_lowercase();
@@ -196,7 +202,7 @@ impl Required {
             question: input.contains('?'),
             english,
             content: if english { content_stems(input) } else { BTreeSet::new() },
-            apologetic: is_apology(input),
+            apologetic: apologises(input),
             known_words: words(&both).map(|w| w.to_lowercase()).collect(),
             known_numbers: numbers(&both).into_iter().collect(),
         }
@@ -253,6 +259,7 @@ mod tests {
         assert_eq!(Required::of("Ask not!", true).unexpected("I'm sorry, I'm sorry,"), ["an apology"]);
         assert!(Required::of("What a day.", true).unexpected("As an AI, I can't help with that.").contains(&"an apology".to_string()));
         assert!(Required::of("Sorry I was late.", true).unexpected("I'm sorry for being late.").is_empty());
+        assert!(Required::of("Well, I'm sorry about that.", true).unexpected("I'm sorry about that.").is_empty());
         assert!(Required::of("Ask not!", false).unexpected("Je suis désolé.").is_empty(), "only English output is checked");
     }
 
