@@ -1,32 +1,47 @@
-//! Q8_0 matrix multiplication on AVX-512 VNNI, for CPUs that have it (checked at run time).
+//! Q8_0 matrix multiplication on AVX-512 VNNI, and on AMX tiles where the CPU has them
+//! (both checked at run time).
 //!
 //! candle multiplies a batch of tokens by a Q8_0 matrix one dot product at a time (AVX2
 //! `maddubs`, 32 products an instruction, both operands reloaded for every pair). Here weights
-//! are repacked once at load so that one `vpdpbusd` does 64 products, and a tile of 4 weight
-//! rows × up to 4 tokens is computed together, every loaded vector used 4 times.
+//! are repacked once at load into tiles of 16 rows: per Q8_0 block (32 weights a row), 8 groups
+//! of 64 bytes, each holding 4 consecutive weights of each of the 16 rows. That is the layout
+//! AMX's `tdpbssd` takes its right-hand tile in, and the one a `vpdpbusd` over 16 rows wants.
 //!
-//! Layout: two Q8_0 blocks (64 weights) are interleaved in 4-byte groups, so that the 32-bit lanes
-//! of a vector alternate between the first and the second block; their scales are then
-//! broadcast as a (d0, d1) pair. `vpdpbusd` multiplies unsigned by signed bytes: tokens are
-//! quantized to i8 and shifted by +128, and each lane's accumulator starts at −16·Σw of its
-//! block, which cancels the shift exactly once the 8 lanes of a block are summed.
+//! - **AMX** (prompts): a `tdpbssd` multiplies 16 tokens by one block of 16 rows (8,192
+//!   products, exact in 32-bit integers); the block's two scales are then applied with AVX-512.
+//! - **VNNI** (one token at a time, and CPUs without AMX): for each group, one `vpdpbusd` per
+//!   token with the token's 4 bytes broadcast; 16 rows come out in the lanes, no horizontal
+//!   sums. `vpdpbusd` multiplies unsigned by signed bytes, so tokens are shifted by +128 and
+//!   each block starts at −128·Σw (the block's weight sums are kept beside its scales).
+//!
+//! Both paths compute each block's integer dot product exactly and add the blocks up in the
+//! same order with the same float operations, so a token gets the same bits whichever path
+//! or batch it goes through (a draft checked in a batch agrees with one-at-a-time decoding).
 //! Results match candle's Q8_0 path up to float summation order.
+
+use std::sync::OnceLock;
 
 use candle_core::quantized::{GgmlDType, QTensor};
 
 use super::pool::Pool;
 
 const QK: usize = 32;
-const PAIR: usize = 64;
 const BLOCK_BYTES: usize = 34;
-const ROWS: usize = 4;
+/// Weight rows in a tile (lanes of a vector of 32-bit sums).
+const TILE_N: usize = 16;
+/// Bytes of one block of a tile: 8 groups × 16 rows × 4 weights.
+const TILE_BLOCK: usize = TILE_N * QK;
+/// Tokens in an AMX tile.
+const AMX_M: usize = 16;
+/// From this many tokens a call goes through AMX (fewer waste most of a tile's rows).
+const AMX_MIN_TOKENS: usize = 4;
 
 /// Whether this CPU runs the kernel.
 pub fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
-            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512bw")
             && std::arch::is_x86_feature_detected!("f16c")
             && std::arch::is_x86_feature_detected!("avx512vnni")
     }
@@ -36,17 +51,50 @@ pub fn available() -> bool {
     }
 }
 
-/// A Q8_0 weight matrix [n, k] repacked for the kernel.
+/// Whether AMX-INT8 tiles can be used: the CPU has them, Linux lets this process use them
+/// (asked once), and `REVOICE_NO_AMX` is not set.
+pub fn amx() -> bool {
+    static AMX: OnceLock<bool> = OnceLock::new();
+    *AMX.get_or_init(|| std::env::var_os("REVOICE_NO_AMX").is_none() && available() && amx_permitted())
+}
+
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+fn amx_permitted() -> bool {
+    // CPUID leaf 7: EDX bit 24 AMX-TILE, bit 25 AMX-INT8.
+    let leaf = std::arch::x86_64::__cpuid_count(7, 0);
+    if leaf.edx & (3 << 24) != 3 << 24 {
+        return false;
+    }
+    // arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA): the tile data state is off for a
+    // process until it asks; the answer covers all its threads.
+    let ret: i64;
+    // SAFETY: a plain system call; it only changes which register state this process may use.
+    unsafe {
+        std::arch::asm!("syscall", inlateout("rax") 158i64 => ret, in("rdi") 0x1023i64, in("rsi") 18i64,
+            lateout("rcx") _, lateout("r11") _, options(nostack));
+    }
+    ret == 0
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
+fn amx_permitted() -> bool {
+    false
+}
+
+/// A Q8_0 weight matrix [n, k] repacked for the kernels (rows padded to a whole tile).
 pub struct Q8Matrix {
     n: usize,
     k: usize,
-    /// n × pairs × 64 interleaved weights.
+    /// tiles × blocks × 8 groups × 16 rows × 4 weights.
     qs: Vec<i8>,
-    /// n × pairs × 2 block scales (f16 bits).
+    /// tiles × blocks × 16 block scales (f16 bits).
     d: Vec<u16>,
+    /// tiles × blocks × 16 sums of the block's weights.
+    sums: Vec<i16>,
 }
 
-/// Tokens quantized for the kernel: m × pairs × 64 shifted bytes and m × pairs × 2 scales.
+/// Tokens quantized like candle's Q8_0, one row of k bytes each (signed for AMX, shifted by
+/// +128 for VNNI), and one scale per row and block; rows past m (AMX's padding) are zero.
 struct Quantized {
     qs: Vec<u8>,
     d: Vec<f32>,
@@ -56,30 +104,32 @@ impl Q8Matrix {
     /// Repacks a Q8_0 tensor [n, k]; None when it is not Q8_0 2-D with k a multiple of 64.
     pub fn from_qtensor(t: &QTensor) -> Option<Self> {
         let dims = t.shape().dims();
-        if t.dtype() != GgmlDType::Q8_0 || dims.len() != 2 || dims[1] % PAIR != 0 {
+        if t.dtype() != GgmlDType::Q8_0 || dims.len() != 2 || dims[1] % (2 * QK) != 0 {
             return None;
         }
         let (n, k) = (dims[0], dims[1]);
         let data = t.data().ok()?;
         let blocks = k / QK;
-        let pairs = k / PAIR;
-        let mut qs = vec![0i8; n * k];
-        let mut d = vec![0u16; n * pairs * 2];
+        let tiles = n.div_ceil(TILE_N);
+        let mut qs = vec![0i8; tiles * blocks * TILE_BLOCK];
+        let mut d = vec![0u16; tiles * blocks * TILE_N];
+        let mut sums = vec![0i16; tiles * blocks * TILE_N];
         for row in 0..n {
+            let (tile, lane) = (row / TILE_N, row % TILE_N);
             for b in 0..blocks {
                 let off = (row * blocks + b) * BLOCK_BYTES;
                 let block = &data[off..off + BLOCK_BYTES];
-                let scale = u16::from_le_bytes([block[0], block[1]]);
                 let w: &[i8] = bytemuck_i8(&block[2..]);
-                let (p, half_idx) = (b / 2, b % 2);
-                let dst = &mut qs[(row * pairs + p) * PAIR..(row * pairs + p + 1) * PAIR];
+                let at = tile * blocks + b;
                 for g in 0..8 {
-                    dst[g * 8 + half_idx * 4..g * 8 + half_idx * 4 + 4].copy_from_slice(&w[g * 4..g * 4 + 4]);
+                    let dst = at * TILE_BLOCK + g * 64 + lane * 4;
+                    qs[dst..dst + 4].copy_from_slice(&w[g * 4..g * 4 + 4]);
                 }
-                d[(row * pairs + p) * 2 + half_idx] = scale;
+                d[at * TILE_N + lane] = u16::from_le_bytes([block[0], block[1]]);
+                sums[at * TILE_N + lane] = w.iter().map(|&v| i16::from(v)).sum();
             }
         }
-        Some(Self { n, k, qs, d })
+        Some(Self { n, k, qs, d, sums })
     }
 
     pub fn rows(&self) -> usize {
@@ -92,16 +142,14 @@ impl Q8Matrix {
 
     /// Row `row` of the matrix as floats (exactly what dequantizing the Q8_0 row gives).
     pub fn row(&self, row: usize, out: &mut [f32]) {
-        let pairs = self.k / PAIR;
-        for p in 0..pairs {
-            let q = &self.qs[(row * pairs + p) * PAIR..(row * pairs + p + 1) * PAIR];
-            for half_idx in 0..2 {
-                let d = half::f16::from_bits(self.d[(row * pairs + p) * 2 + half_idx]).to_f32();
-                let dst = &mut out[(p * 2 + half_idx) * QK..(p * 2 + half_idx + 1) * QK];
-                for g in 0..8 {
-                    for t in 0..4 {
-                        dst[g * 4 + t] = d * f32::from(q[g * 8 + half_idx * 4 + t]);
-                    }
+        let blocks = self.k / QK;
+        let (tile, lane) = (row / TILE_N, row % TILE_N);
+        for b in 0..blocks {
+            let at = tile * blocks + b;
+            let d = half::f16::from_bits(self.d[at * TILE_N + lane]).to_f32();
+            for g in 0..8 {
+                for t in 0..4 {
+                    out[b * QK + g * 4 + t] = d * f32::from(self.qs[at * TILE_BLOCK + g * 64 + lane * 4 + t]);
                 }
             }
         }
@@ -109,131 +157,178 @@ impl Q8Matrix {
 
     /// out[m × n] = x[m × k] · selfᵀ, on `pool`'s threads.
     pub fn matmul(&self, x: &[f32], m: usize, out: &mut [f32], pool: &Pool) {
+        self.matmul_on(x, m, out, pool, m >= AMX_MIN_TOKENS && amx());
+    }
+
+    /// [`Self::matmul`] on AMX or not (`use_amx` only where [`amx`] said yes).
+    fn matmul_on(&self, x: &[f32], m: usize, out: &mut [f32], pool: &Pool, use_amx: bool) {
         assert_eq!(x.len(), m * self.k, "input length");
         assert_eq!(out.len(), m * self.n, "output length");
-        let q = quantize(x, m, self.k);
+        let q = if use_amx { quantize(x, m, self.k, m.next_multiple_of(AMX_M), 0) } else { quantize(x, m, self.k, m, 128) };
         let out_ptr = out.as_mut_ptr() as usize;
-        let tiles = self.n.div_ceil(ROWS);
-        pool.run(tiles, |range| {
-            for tile in range {
-                // SAFETY: available() was checked when the matrix was chosen for this path
-                // (see `Linear` in model.rs); each tile writes only its own output columns.
-                unsafe { self.tile(&q, m, tile * ROWS, out_ptr as *mut f32) };
+        pool.run(self.n.div_ceil(TILE_N), |range| {
+            // SAFETY: available() (and amx() for that path) was checked when the matrix was
+            // chosen for this path (see `Linear` in model.rs); each tile writes only its own
+            // output columns.
+            unsafe {
+                if use_amx {
+                    self.amx_tiles(&q, m, range, out_ptr as *mut f32);
+                } else {
+                    for tile in range {
+                        self.vnni_tile(&q, m, tile, out_ptr as *mut f32);
+                    }
+                }
             }
         });
     }
 
+    /// Tokens × one tile of rows, four tokens at a time.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512vnni,f16c")]
-    unsafe fn tile(&self, q: &Quantized, m: usize, row0: usize, out: *mut f32) {
-        use std::arch::x86_64::*;
-        let rows = ROWS.min(self.n - row0);
-        let pairs = self.k / PAIR;
-        // Each lane's starting value (−128·Σ of its four weights) depends on the weights only:
-        // with more than one group of tokens, it is worked out once per tile, not per group.
-        let mut start = Vec::new();
-        if m > 4 && rows == ROWS {
-            start.reserve_exact(ROWS * pairs);
-            let shift = _mm512_set1_epi8(-128i8);
-            for r in 0..ROWS {
-                for p in 0..pairs {
-                    let base = (row0 + r) * pairs + p;
-                    let w = unsafe { _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _) };
-                    start.push(lane_start(shift, w));
-                }
-            }
-        }
-        let start = (!start.is_empty()).then_some(start.as_slice());
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
+    unsafe fn vnni_tile(&self, q: &Quantized, m: usize, tile: usize, out: *mut f32) {
         let mut j = 0;
         while j < m {
             let cols = 4.min(m - j);
             unsafe {
-                match (rows, cols) {
-                    (4, 4) => self.kernel::<4, 4>(q, row0, j, out, start),
-                    (4, 3) => self.kernel::<4, 3>(q, row0, j, out, start),
-                    (4, 2) => self.kernel::<4, 2>(q, row0, j, out, start),
-                    (4, 1) => self.kernel::<4, 1>(q, row0, j, out, start),
-                    _ => {
-                        for r in 0..rows {
-                            for c in 0..cols {
-                                self.kernel::<1, 1>(q, row0 + r, j + c, out, None);
-                            }
-                        }
-                    }
+                match cols {
+                    4 => self.vnni::<4>(q, tile, j, out),
+                    3 => self.vnni::<3>(q, tile, j, out),
+                    2 => self.vnni::<2>(q, tile, j, out),
+                    _ => self.vnni::<1>(q, tile, j, out),
                 }
             }
             j += cols;
         }
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn tile(&self, _q: &Quantized, _m: usize, _row0: usize, _out: *mut f32) {
-        unreachable!("the Q8 kernel is only chosen on x86_64 with AVX-512 VNNI")
-    }
-
-    /// R weight rows from `row0` × C tokens from `col0`.
+    /// C tokens from `col0` × the 16 rows of `tile`.
     #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512dq,avx512vnni,f16c")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vnni,f16c")]
     #[inline]
-    /// `start`: the tile's lane starting values (R × pairs, see `tile`), or None to work
-    /// them out here.
-    unsafe fn kernel<const R: usize, const C: usize>(
-        &self,
-        q: &Quantized,
-        row0: usize,
-        col0: usize,
-        out: *mut f32,
-        start: Option<&[std::arch::x86_64::__m512i]>,
-    ) {
+    unsafe fn vnni<const C: usize>(&self, q: &Quantized, tile: usize, col0: usize, out: *mut f32) {
         use std::arch::x86_64::*;
-        let pairs = self.k / PAIR;
+        let blocks = self.k / QK;
         unsafe {
-            let mut acc = [[_mm512_setzero_ps(); C]; R];
-            let shift = _mm512_set1_epi8(-128i8); // 0x80: 128 as an unsigned byte
-            for p in 0..pairs {
-                let mut w = [_mm512_setzero_si512(); R];
-                let mut wc = [_mm512_setzero_si512(); R];
-                let mut wd = [_mm512_setzero_ps(); R];
-                for r in 0..R {
-                    let base = (row0 + r) * pairs + p;
-                    w[r] = _mm512_loadu_si512(self.qs.as_ptr().add(base * PAIR) as *const _);
-                    wc[r] = match start {
-                        Some(s) => s[r * pairs + p],
-                        None => lane_start(shift, w[r]),
-                    };
-                    let d2 = std::ptr::read_unaligned(self.d.as_ptr().add(base * 2) as *const i32);
-                    wd[r] = _mm512_broadcast_f32x2(_mm_cvtph_ps(_mm_cvtsi32_si128(d2)));
-                }
-                for c in 0..C {
-                    let base = (col0 + c) * pairs + p;
-                    let a = _mm512_loadu_si512(q.qs.as_ptr().add(base * PAIR) as *const _);
-                    let ad = _mm512_broadcast_f32x2(_mm_castpd_ps(_mm_load_sd(q.d.as_ptr().add(base * 2) as *const f64)));
-                    for r in 0..R {
-                        let dp = _mm512_dpbusd_epi32(wc[r], a, w[r]);
-                        acc[r][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dp), _mm512_mul_ps(wd[r], ad), acc[r][c]);
+            let mut acc = [_mm512_setzero_ps(); C];
+            for b in 0..blocks {
+                let at = tile * blocks + b;
+                let sums = _mm512_cvtepi16_epi32(_mm256_loadu_si256(self.sums.as_ptr().add(at * TILE_N) as *const _));
+                let start = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32::<7>(sums));
+                let mut dot = [start; C];
+                let w = self.qs.as_ptr().add(at * TILE_BLOCK);
+                for g in 0..8 {
+                    let wv = _mm512_loadu_si512(w.add(g * 64) as *const _);
+                    for c in 0..C {
+                        let t = std::ptr::read_unaligned(q.qs.as_ptr().add((col0 + c) * self.k + b * QK + g * 4) as *const i32);
+                        dot[c] = _mm512_dpbusd_epi32(dot[c], _mm512_set1_epi32(t), wv);
                     }
                 }
-            }
-            for r in 0..R {
+                let wd = _mm512_cvtph_ps(_mm256_loadu_si256(self.d.as_ptr().add(at * TILE_N) as *const _));
                 for c in 0..C {
-                    *out.add((col0 + c) * self.n + row0 + r) = _mm512_reduce_add_ps(acc[r][c]);
+                    let scale = _mm512_mul_ps(wd, _mm512_set1_ps(*q.d.get_unchecked((col0 + c) * blocks + b)));
+                    acc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot[c]), scale, acc[c]);
                 }
+            }
+            for c in 0..C {
+                self.store(acc[c], col0 + c, tile, out);
             }
         }
     }
 
-    #[cfg(not(target_arch = "x86_64"))]
-    unsafe fn kernel<const R: usize, const C: usize>(&self, _: &Quantized, _: usize, _: usize, _: *mut f32, _: Option<&[()]>) {}
-}
+    /// The 16 results of token `col` for the rows of `tile` (fewer in a last, partial tile).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    unsafe fn store(&self, v: std::arch::x86_64::__m512, col: usize, tile: usize, out: *mut f32) {
+        use std::arch::x86_64::*;
+        let row0 = tile * TILE_N;
+        let rows = TILE_N.min(self.n - row0);
+        unsafe {
+            let dst = out.add(col * self.n + row0);
+            if rows == TILE_N {
+                _mm512_storeu_ps(dst, v);
+            } else {
+                _mm512_mask_storeu_ps(dst, ((1u32 << rows) - 1) as u16, v);
+            }
+        }
+    }
 
-/// −128·Σ of each 32-bit lane's four weights: the starting value that cancels the +128 shift
-/// of the tokens (`shift` holds −128 in every byte).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx512vnni")]
-#[inline]
-fn lane_start(shift: std::arch::x86_64::__m512i, w: std::arch::x86_64::__m512i) -> std::arch::x86_64::__m512i {
-    use std::arch::x86_64::*;
-    _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), shift, w))
+    /// Tiles `range` of rows × all tokens, 16 tokens and two blocks per step on AMX.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,f16c")]
+    unsafe fn amx_tiles(&self, q: &Quantized, m: usize, range: std::ops::Range<usize>, out: *mut f32) {
+        use std::arch::x86_64::*;
+        #[repr(C, align(64))]
+        struct Aligned<T>(T);
+        // Palette 1; tmm0-1: 16 × 16 sums; tmm2-3: 16 tokens × one block; tmm4-5: one block of
+        // 16 rows (8 groups of 64 bytes).
+        let mut config = Aligned([0u8; 64]);
+        config.0[0] = 1;
+        for (t, (colsb, rows)) in [(64u16, 16u8), (64, 16), (32, 16), (32, 16), (64, 8), (64, 8)].into_iter().enumerate() {
+            config.0[16 + 2 * t..18 + 2 * t].copy_from_slice(&colsb.to_le_bytes());
+            config.0[48 + t] = rows;
+        }
+        let mut sums = Aligned([0i32; 2 * 256]);
+        let blocks = self.k / QK;
+        let (stride_k, stride_64) = (self.k, 64usize);
+        unsafe {
+            std::arch::asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+            for tile in range {
+                for m0 in (0..m).step_by(AMX_M) {
+                    let mut acc = [_mm512_setzero_ps(); AMX_M];
+                    for b in (0..blocks).step_by(2) {
+                        let a = q.qs.as_ptr().add(m0 * self.k + b * QK);
+                        let w = self.qs.as_ptr().add((tile * blocks + b) * TILE_BLOCK);
+                        let c = sums.0.as_mut_ptr();
+                        std::arch::asm!(
+                            "tilezero tmm0",
+                            "tilezero tmm1",
+                            "tileloadd tmm2, [{a0} + {sk}]",
+                            "tileloadd tmm3, [{a1} + {sk}]",
+                            "tileloadd tmm4, [{w0} + {s64}]",
+                            "tileloadd tmm5, [{w1} + {s64}]",
+                            "tdpbssd tmm0, tmm2, tmm4",
+                            "tdpbssd tmm1, tmm3, tmm5",
+                            "tilestored [{c0} + {s64}], tmm0",
+                            "tilestored [{c1} + {s64}], tmm1",
+                            a0 = in(reg) a,
+                            a1 = in(reg) a.add(QK),
+                            w0 = in(reg) w,
+                            w1 = in(reg) w.add(TILE_BLOCK),
+                            c0 = in(reg) c,
+                            c1 = in(reg) c.add(256),
+                            sk = in(reg) stride_k,
+                            s64 = in(reg) stride_64,
+                            options(nostack),
+                        );
+                        for h in 0..2 {
+                            let at = tile * blocks + b + h;
+                            let wd = _mm512_cvtph_ps(_mm256_loadu_si256(self.d.as_ptr().add(at * TILE_N) as *const _));
+                            for (r, acc) in acc.iter_mut().enumerate() {
+                                let dot = _mm512_load_si512(sums.0.as_ptr().add(h * 256 + r * 16) as *const _);
+                                let scale = _mm512_mul_ps(wd, _mm512_set1_ps(*q.d.get_unchecked((m0 + r) * blocks + b + h)));
+                                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale, *acc);
+                            }
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate().take(m - m0) {
+                        self.store(*acc, m0 + r, tile, out);
+                    }
+                }
+            }
+            std::arch::asm!("tilerelease", options(nostack, nomem));
+        }
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn vnni_tile(&self, _q: &Quantized, _m: usize, _tile: usize, _out: *mut f32) {
+        unreachable!("the Q8 kernel is only chosen on x86_64 with AVX-512 VNNI")
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    unsafe fn amx_tiles(&self, _q: &Quantized, _m: usize, _range: std::ops::Range<usize>, _out: *mut f32) {
+        unreachable!("AMX is only used on x86_64")
+    }
 }
 
 fn bytemuck_i8(b: &[u8]) -> &[i8] {
@@ -241,28 +336,23 @@ fn bytemuck_i8(b: &[u8]) -> &[i8] {
     unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
 }
 
-/// Quantizes m rows of k floats like candle's Q8_0 (d = amax/127, round to nearest), shifted by
-/// +128 and interleaved like the weights.
-fn quantize(x: &[f32], m: usize, k: usize) -> Quantized {
-    let pairs = k / PAIR;
-    let mut qs = vec![0u8; m * k];
-    let mut d = vec![0f32; m * pairs * 2];
+/// Quantizes m rows of k floats like candle's Q8_0 (d = amax/127, round to nearest) into
+/// `rows` rows (the rest zero), each byte plus `shift` (0 or 128, wrapping).
+fn quantize(x: &[f32], m: usize, k: usize, rows: usize, shift: i32) -> Quantized {
+    let blocks = k / QK;
+    let mut qs = vec![0u8; rows * k];
+    let mut d = vec![0f32; rows * blocks];
     for row in 0..m {
-        for b in 0..k / QK {
+        for b in 0..blocks {
             let xs = &x[row * k + b * QK..row * k + (b + 1) * QK];
             let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
             // candle stores the scale as f16; round the same way so results agree.
             let scale = half::f16::from_f32(amax / 127.0);
             let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-            let (p, half_idx) = (b / 2, b % 2);
-            let dst = &mut qs[(row * pairs + p) * PAIR..(row * pairs + p + 1) * PAIR];
-            for g in 0..8 {
-                for t in 0..4 {
-                    let v = (xs[g * 4 + t] * id).round() as i32;
-                    dst[g * 8 + half_idx * 4 + t] = (v + 128) as u8;
-                }
+            for (dst, &v) in qs[row * k + b * QK..row * k + (b + 1) * QK].iter_mut().zip(xs) {
+                *dst = ((v * id).round() as i32 + shift) as u8;
             }
-            d[(row * pairs + p) * 2 + half_idx] = scale.to_f32();
+            d[row * blocks + b] = scale.to_f32();
         }
     }
     Quantized { qs, d }
@@ -313,18 +403,27 @@ mod tests {
         if !available() {
             return;
         }
-        // More than four tokens take the path with the lane starts worked out once per tile.
-        let (n, k, m) = (10, 192, 11);
+        // A partial tile of rows; tokens in groups of four and a rest, and on AMX (where the
+        // CPU has it) a partial tile of tokens.
+        let (n, k, m) = (21, 192, 19);
         let w = Tensor::from_vec(pseudo_random(n * k, 3), (n, k), &Device::Cpu).unwrap();
         let ours = Q8Matrix::from_qtensor(&QTensor::quantize(&w, GgmlDType::Q8_0).unwrap()).unwrap();
         let x = pseudo_random(m * k, 4);
-        let mut all = vec![0f32; m * n];
         let pool = Pool::new(2);
-        ours.matmul(&x, m, &mut all, &pool);
-        for (t, row) in x.chunks(k).enumerate() {
-            let mut one = vec![0f32; n];
-            ours.matmul(row, 1, &mut one, &pool);
-            assert_eq!(one, all[t * n..(t + 1) * n], "token {t}");
+        let mut paths = vec![false];
+        if amx() {
+            paths.push(true);
+        } else {
+            eprintln!("AMX not available: only the VNNI path is checked");
+        }
+        for use_amx in paths {
+            let mut all = vec![0f32; m * n];
+            ours.matmul_on(&x, m, &mut all, &pool, use_amx);
+            for (t, row) in x.chunks(k).enumerate() {
+                let mut one = vec![0f32; n];
+                ours.matmul_on(row, 1, &mut one, &pool, false);
+                assert_eq!(one, all[t * n..(t + 1) * n], "token {t}, AMX {use_amx}");
+            }
         }
     }
 
