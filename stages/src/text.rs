@@ -182,6 +182,45 @@ fn permutations(v: &mut Vec<usize>, k: usize, f: &mut dyn FnMut(&[usize])) {
     }
 }
 
+/// One recording of a manifest (`MANIFEST.tsv`, as in `../shared/audio`): the recordings
+/// that the word error rates are measured on.
+#[derive(Clone, Debug)]
+pub struct Recording {
+    pub file: String,
+    pub path: std::path::PathBuf,
+    pub language: String,
+    pub seconds: f64,
+    /// What is said. A multi-speaker reference ("A: … | B: …") comes without the speaker
+    /// prefixes, its parts joined.
+    pub reference: String,
+    /// Speakers in the recording.
+    pub speakers: u32,
+}
+
+/// Every recording listed in `dir/MANIFEST.tsv`.
+pub fn recordings(dir: &std::path::Path) -> Result<Vec<Recording>, String> {
+    let path = dir.join("MANIFEST.tsv");
+    let manifest = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut lines = manifest.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).ok_or(format!("{}: no column {name}", path.display()));
+    let (f, d, l, s, r) = (col("file")?, col("duration_s")?, col("language")?, col("speakers")?, col("reference_transcript")?);
+    lines
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| {
+            let c: Vec<&str> = line.split('\t').collect();
+            let field = |i: usize| c.get(i).copied().ok_or(format!("{}: short line {line:?}", path.display()));
+            let mut reference = field(r)?.to_string();
+            let speakers: u32 = field(s)?.parse().map_err(|_| format!("{}: speakers {:?} is not a number", path.display(), field(s)))?;
+            if speakers != 1 {
+                reference = reference.split(" | ").map(|p| p.split_once(": ").map_or(p, |(_, t)| t)).collect::<Vec<_>>().join(" ");
+            }
+            let seconds = field(d)?.parse().map_err(|_| format!("{}: duration {:?} is not a number", path.display(), field(d)))?;
+            Ok(Recording { file: field(f)?.to_string(), path: dir.join(field(f)?), language: field(l)?.to_string(), seconds, reference, speakers: speakers })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,15 +15,8 @@ fn shared_audio(name: &str) -> PathBuf {
 }
 
 fn reference(name: &str) -> String {
-    let manifest = std::fs::read_to_string(shared_audio("MANIFEST.tsv")).expect("shared/audio/MANIFEST.tsv");
-    let mut lines = manifest.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    let col = header.iter().position(|h| *h == "reference_transcript").unwrap();
-    lines
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .find(|f| f[0] == name)
-        .map(|f| f[col].to_string())
-        .unwrap_or_else(|| panic!("{name} not in MANIFEST.tsv"))
+    let all = revoice_stages::text::recordings(&shared_audio("")).unwrap_or_else(|e| panic!("{e}"));
+    all.into_iter().find(|r| r.file == name).map(|r| r.reference).unwrap_or_else(|| panic!("{name} not in MANIFEST.tsv"))
 }
 
 fn read_wav_16k_mono(path: &Path) -> Vec<f32> {

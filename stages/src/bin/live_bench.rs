@@ -2,8 +2,8 @@
 //! time through the file "microphone" (the same path as a sound card after the rings).
 //!
 //! usage: live_bench [--rewriters identity,smollm2] [--style casual] [--audio DIR]
-//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--stt-threads N] [--repeat N] [--verbose]
-//!        [--json FILE]
+//!        [--files a.wav,b.wav] [--no-barge-in] [--speculate-ms N|off] [--whole-clauses] [--stt-threads N] [--stt-pad S] [--repeat N]
+//!        [--verbose] [--json FILE]
 //!
 //! Each rewriter is measured over every English recording in DIR (default
 //! ../shared/audio beside the checkout); per utterance the latency runs from the end of
@@ -13,7 +13,10 @@
 //! of the first clause; play: waiting behind earlier speech), and how many finals came
 //! from the decode started when speech stopped (`--speculate-ms off` waits for the end of
 //! turn instead, the way to measure what that saves; `--whole-clauses` speaks a long first
-//! clause whole instead of in two pieces; `--stt-threads N` gives Whisper N threads).
+//! clause whole instead of in two pieces; `--stt-threads N` gives Whisper N threads;
+//! `--stt-pad S` adds S seconds of silence after each utterance for Whisper). The word
+//! error rate of what was heard, against the manifest's references, shows what such
+//! settings cost.
 //! `--repeat N` runs N rounds, the rewriters taking turns in each, and sums up all rounds
 //! together: the machine's speed drifts (one session measured the same binary at p50
 //! 740–807 ms, then 887–1009 ms), and taking turns shares the drift. `--verbose` prints
@@ -23,6 +26,7 @@ use std::path::PathBuf;
 
 use revoice_stages::live::files::SpeakerTarget;
 use revoice_stages::live::{FileRun, Interaction, LiveOptions, SpeculationStats, UtteranceRecord, percentile, run_files};
+use revoice_stages::text::{self, Recording, WordErrors};
 use revoice_stages::{rewrite, tts};
 use tokio_util::sync::CancellationToken;
 
@@ -38,6 +42,7 @@ struct Args {
     json: Option<PathBuf>,
     stt_threads: Option<usize>,
     repeat: usize,
+    stt_pad_s: Option<f64>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -53,6 +58,7 @@ fn parse() -> Result<Args, String> {
         json: None,
         stt_threads: None,
         repeat: 1,
+        stt_pad_s: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -71,6 +77,7 @@ fn parse() -> Result<Args, String> {
             "--whole-clauses" => a.lead_phrase = false,
             "--json" => a.json = Some(PathBuf::from(value()?)),
             "--repeat" => a.repeat = value()?.parse().ok().filter(|&n| n > 0).ok_or("--repeat takes a number of rounds, 1 or more")?,
+            "--stt-pad" => a.stt_pad_s = Some(value()?.parse().map_err(|_| "--stt-pad takes seconds".to_string())?),
             "--stt-threads" => a.stt_threads = Some(value()?.parse().map_err(|_| "--stt-threads takes a number".to_string())?),
             other => return Err(format!("unknown flag {other}; see the file's doc comment")),
         }
@@ -78,22 +85,13 @@ fn parse() -> Result<Args, String> {
     Ok(a)
 }
 
-/// English recordings of the manifest.
-fn english_files(args: &Args) -> Result<Vec<String>, String> {
-    if let Some(f) = &args.files {
-        return Ok(f.clone());
+/// The recordings to run: English ones of the manifest, or those named.
+fn english_files(args: &Args) -> Result<Vec<Recording>, String> {
+    let all = text::recordings(&args.audio)?;
+    match &args.files {
+        Some(names) => names.iter().map(|n| all.iter().find(|r| &r.file == n).cloned().ok_or(format!("{n}: not in the manifest"))).collect(),
+        None => Ok(all.into_iter().filter(|r| r.language == "en").collect()),
     }
-    let manifest = args.audio.join("MANIFEST.tsv");
-    let text = std::fs::read_to_string(&manifest).map_err(|e| format!("{}: {e}", manifest.display()))?;
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap_or_default().split('\t').collect();
-    let col = |n: &str| header.iter().position(|h| *h == n).ok_or(format!("{}: no column {n}", manifest.display()));
-    let (file, lang) = (col("file")?, col("language")?);
-    Ok(lines
-        .map(|l| l.split('\t').collect::<Vec<_>>())
-        .filter(|c| c.get(lang) == Some(&"en"))
-        .filter_map(|c| c.get(file).map(|f| f.to_string()))
-        .collect())
 }
 
 fn median(mut v: Vec<f64>) -> Option<f64> {
@@ -142,28 +140,42 @@ fn run(args: &Args) -> Result<(), String> {
         let mut options = LiveOptions::new(voice.clone(), choice, Interaction { barge_in: args.barge_in, full_duplex: true });
         options.speculate_after_ms = args.speculate_ms;
         options.lead_phrase = args.lead_phrase;
+        if let Some(p) = args.stt_pad_s {
+            options.stt_pad_s = p;
+        }
         if let Some(t) = args.stt_threads {
             options.whisper.threads = t;
         }
-        runs.push((r, style, options, SpeculationStats::default(), Vec::<UtteranceRecord>::new()));
+        runs.push((r, style, options, SpeculationStats::default(), Vec::<UtteranceRecord>::new(), WordErrors::default()));
     }
     // Rounds interleave the rewriters, so a machine that slows down slows them alike.
     for round in 0..args.repeat {
-        for (r, style, options, speculation, all) in runs.iter_mut() {
+        for (r, style, options, speculation, all, heard_errors) in runs.iter_mut() {
             println!("\n== rewriter {r} (style {style}), round {} of {} ==", round + 1, args.repeat);
-            println!("{:<48} {:>5} {:>6} {:>7} {:>8}", "file", "heard", "spoken", "flushed", "p50 ms");
-            for f in &files {
-                let run = FileRun { input: args.audio.join(f), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
+            println!("{:<48} {:>5} {:>6} {:>7} {:>8} {:>6}", "file", "heard", "spoken", "flushed", "p50 ms", "WER %");
+            for rec in &files {
+                let f = &rec.file;
+                let run = FileRun { input: rec.path.clone(), output: SpeakerTarget::Tap(Box::new(|_| {})), output_format: None, speed: 1.0, tail_s: 1.5 };
                 let (tx, _rx) = std::sync::mpsc::channel();
                 let report = run_files(options, run, tx, CancellationToken::new()).map_err(|e| format!("{f}: {e}"))?;
                 let spoken = report.utterances.iter().filter(|u| u.latency.is_some()).count();
                 let flushed = report.utterances.iter().filter(|u| u.flushed).count();
                 let p50 = median(report.utterances.iter().filter_map(|u| u.latency).collect());
-                println!("{f:<48} {:>5} {spoken:>6} {flushed:>7} {:>8}", report.utterances.len(), ms(p50));
+                let heard: Vec<&str> = report.utterances.iter().map(|u| u.heard.as_str()).collect();
+                let errors = text::word_errors(&rec.reference, &heard.join(" "));
+                // Per-speaker references joined do not follow the order of a conversation.
+                let meeting = rec.speakers > 1;
+                if !meeting {
+                    *heard_errors = *heard_errors + errors;
+                }
+                println!("{f:<48} {:>5} {spoken:>6} {flushed:>7} {:>8} {:>6.1}", report.utterances.len(), ms(p50), errors.rate() * 100.0);
+                if meeting {
+                    println!("    (several speakers: not in the total)");
+                }
                 if args.verbose {
                     for u in &report.utterances {
                         let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| ms(u.stages.as_ref().map(f));
-                        let text: String = u.heard.chars().take(60).collect();
+                        let text: String = u.heard.clone();
                         println!(
                             "    #{} end {:.2} s: {} ms (hear {}, voice {}, play {}){} {text:?}",
                             u.utterance,
@@ -184,13 +196,13 @@ fn run(args: &Args) -> Result<(), String> {
     }
     let mut json = Vec::new();
     println!();
-    for (r, style, _, speculation, all) in runs {
+    for (r, style, _, speculation, all, heard_errors) in runs {
         let mut lat: Vec<f64> = all.iter().filter_map(|u| u.latency).collect();
         lat.sort_by(f64::total_cmp);
         let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| median(all.iter().filter_map(|u| u.stages.as_ref().map(f)).collect());
         let (hear, voice_t, play) = (part(|s| s.hear), part(|s| s.voice), part(|s| s.play));
         println!(
-            "{r}: {} utterances spoken; voice-to-voice p50 {} ms, p90 {} ms; medians of the parts: hear {} ms, voice {} ms, play {} ms; speculative finals {} used of {} made",
+            "{r}: {} utterances spoken; voice-to-voice p50 {} ms, p90 {} ms; medians of the parts: hear {} ms, voice {} ms, play {} ms; speculative finals {} used of {} made; heard WER {:.1} % ({} / {})",
             lat.len(),
             ms(percentile(&lat, 50.0)),
             ms(percentile(&lat, 90.0)),
@@ -198,13 +210,16 @@ fn run(args: &Args) -> Result<(), String> {
             ms(voice_t),
             ms(play),
             speculation.used,
-            speculation.made
+            speculation.made,
+            heard_errors.rate() * 100.0,
+            heard_errors.errors(),
+            heard_errors.reference_words
         );
         json.push(serde_json::json!({
             "rewriter": r, "style": style, "spoken": lat.len(), "rounds": args.repeat,
             "p50": percentile(&lat, 50.0), "p90": percentile(&lat, 90.0),
             "hear_median": hear, "voice_median": voice_t, "play_median": play,
-            "speculate_ms": args.speculate_ms, "speculation": speculation,
+            "speculate_ms": args.speculate_ms, "speculation": speculation, "heard_wer": heard_errors.rate(),
             "utterances": all,
         }));
     }

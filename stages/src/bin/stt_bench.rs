@@ -208,17 +208,9 @@ fn score_tsv(tsv: &Path, dir: &Path) -> Result<(), String> {
 }
 
 fn reference_for(audio: &Path) -> Option<String> {
-    let dir = audio.parent()?;
     let file = audio.file_name()?.to_str()?;
-    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).ok()?;
-    let line = manifest.lines().find(|l| l.starts_with(&format!("{file}\t")))?;
-    let cols: Vec<&str> = line.split('\t').collect();
-    let r = cols.get(10)?;
-    if cols.get(5).is_none_or(|n| *n == "1") {
-        return Some(r.to_string());
-    }
-    // Multi-speaker references carry "X: " prefixes joined by " | ".
-    Some(r.split(" | ").map(|p| p.split_once(": ").map_or(p, |(_, t)| t)).collect::<Vec<_>>().join(" "))
+    let all = revoice_stages::text::recordings(audio.parent()?).ok()?;
+    all.into_iter().find(|r| r.file == file).map(|r| r.reference)
 }
 
 fn main() {
