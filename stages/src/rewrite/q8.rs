@@ -339,26 +339,66 @@ fn bytemuck_i8(b: &[u8]) -> &[i8] {
     unsafe { std::slice::from_raw_parts(b.as_ptr() as *const i8, b.len()) }
 }
 
-/// Quantizes m rows of k floats like candle's Q8_0 (d = amax/127, round to nearest) into
-/// `rows` rows (the rest zero), each byte plus `shift` (0 or 128, wrapping).
+/// Quantizes m rows of k floats like candle's Q8_0 (d = amax/127, round half away from zero)
+/// into `rows` rows (the rest zero), each byte plus `shift` (0 or 128, wrapping).
 fn quantize(x: &[f32], m: usize, k: usize, rows: usize, shift: i32) -> Quantized {
     let blocks = k / QK;
     let mut qs = vec![0u8; rows * k];
     let mut d = vec![0f32; rows * blocks];
+    let vector = available();
     for row in 0..m {
         for b in 0..blocks {
-            let xs = &x[row * k + b * QK..row * k + (b + 1) * QK];
-            let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
-            // candle stores the scale as f16; round the same way so results agree.
-            let scale = half::f16::from_f32(amax / 127.0);
-            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
-            for (dst, &v) in qs[row * k + b * QK..row * k + (b + 1) * QK].iter_mut().zip(xs) {
-                *dst = ((v * id).round() as i32 + shift) as u8;
-            }
-            d[row * blocks + b] = scale.to_f32();
+            let (xs, dst) = (&x[row * k + b * QK..][..QK], &mut qs[row * k + b * QK..][..QK]);
+            // SAFETY: AVX-512 was just checked.
+            d[row * blocks + b] = if vector { unsafe { quantize_block_avx512(xs, dst, shift) } } else { quantize_block(xs, dst, shift) };
         }
     }
     Quantized { qs, d }
+}
+
+/// One block of 32: its bytes into `dst`, its scale back.
+fn quantize_block(xs: &[f32], dst: &mut [u8], shift: i32) -> f32 {
+    let amax = xs.iter().fold(0f32, |a, v| a.max(v.abs()));
+    let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+    for (dst, &v) in dst.iter_mut().zip(xs) {
+        *dst = ((v * id).round() as i32 + shift) as u8;
+    }
+    // candle stores the scale as f16; round the same way so results agree.
+    half::f16::from_f32(amax / 127.0).to_f32()
+}
+
+/// [`quantize_block`] on AVX-512, with the same bits (prompts spent a fifth of their time in
+/// the scalar loop).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn quantize_block_avx512(xs: &[f32], dst: &mut [u8], shift: i32) -> f32 {
+    use std::arch::x86_64::*;
+    assert!(xs.len() >= QK && dst.len() >= QK);
+    unsafe {
+        let v = [_mm512_loadu_ps(xs.as_ptr()), _mm512_loadu_ps(xs.as_ptr().add(16))];
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+        let id = _mm512_set1_ps(if amax != 0.0 { 127.0 / amax } else { 0.0 });
+        let sign = _mm512_set1_epi32(i32::MIN);
+        let one = _mm512_castps_si512(_mm512_set1_ps(1.0));
+        for (i, v) in v.into_iter().enumerate() {
+            let y = _mm512_mul_ps(v, id);
+            // Round half away from zero, as f32::round: truncate, then step away from zero
+            // where at least half was cut off.
+            let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(y);
+            let cut = _mm512_abs_ps(_mm512_sub_ps(y, t));
+            let away = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(cut, _mm512_set1_ps(0.5));
+            let step = _mm512_castsi512_ps(_mm512_or_si512(one, _mm512_and_si512(_mm512_castps_si512(y), sign)));
+            let r = _mm512_mask_add_ps(t, away, t, step);
+            let q = _mm512_add_epi32(_mm512_cvttps_epi32(r), _mm512_set1_epi32(shift));
+            _mm_storeu_si128(dst.as_mut_ptr().add(i * 16) as *mut _, _mm512_cvtepi32_epi8(q));
+        }
+        half::f16::from_f32(amax / 127.0).to_f32()
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn quantize_block_avx512(xs: &[f32], dst: &mut [u8], shift: i32) -> f32 {
+    quantize_block(xs, dst, shift)
 }
 
 #[cfg(test)]
@@ -426,6 +466,26 @@ mod tests {
                 let mut one = vec![0f32; n];
                 ours.matmul_on(row, 1, &mut one, &pool, false);
                 assert_eq!(one, all[t * n..(t + 1) * n], "token {t}, AMX {use_amx}");
+            }
+        }
+    }
+
+    #[test]
+    fn vector_quantization_gives_the_scalar_bytes() {
+        if !available() {
+            return;
+        }
+        let mut xs = pseudo_random(32 * 64, 6);
+        // Ties of the rounding: halves that must go away from zero, and an all-zero block.
+        // (With 127 the largest, the values are not rescaled.)
+        xs[..32].copy_from_slice(&std::array::from_fn::<f32, 32, _>(|i| if i == 0 { 127.0 } else { (i as f32 - 16.0) * 0.5 }));
+        xs[32..64].fill(0.0);
+        for shift in [0, 128] {
+            for (b, x) in xs.chunks(32).enumerate() {
+                let (mut ours, mut theirs) = ([0u8; 32], [0u8; 32]);
+                let d = unsafe { quantize_block_avx512(x, &mut ours, shift) };
+                assert_eq!(d, quantize_block(x, &mut theirs, shift), "block {b} scale");
+                assert_eq!(ours, theirs, "block {b}, shift {shift}");
             }
         }
     }
