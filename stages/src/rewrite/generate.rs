@@ -386,6 +386,15 @@ impl<'a> Stream<'a> {
                 other => return other,
             }
         }
+        // An apology or refusal shows in the first words: the attempt stops there, not at the
+        // end of its first clause ("I'm sorry, I'm sorry, I" took 9 tokens). The last word may
+        // still grow, so it is left out.
+        if !self.has_content()
+            && let Some((settled, _)) = self.splitter.pending().trim().rsplit_once(char::is_whitespace)
+            && self.required.apologises_instead(settled)
+        {
+            return Flow::Invented("an apology".to_string());
+        }
         if line_end { Flow::End } else { Flow::Go }
     }
 
@@ -456,6 +465,19 @@ mod tests {
         }
         let a = s.finish(end, &mut emit);
         (a, out)
+    }
+
+    #[test]
+    fn an_apology_stops_the_attempt_at_its_first_words() {
+        let req = Required::of("Ask not!", true);
+        let (a, out) = run(&["I", "'m", " sorry", ",", " I", "'m", " sorry", " about", " that", "."], &req, End::Eos);
+        let Attempt::Failed(why) = a else { panic!("{a:?}") };
+        assert_eq!(why, "added an apology: \"I'm sorry, I\"");
+        assert!(out.is_empty());
+        // An input that apologises may be rewritten with an apology.
+        let req = Required::of("Sorry, I can't come.", true);
+        let (a, _) = run(&["I", "'m", " sorry", ",", " I", " can", "'t", " come", "."], &req, End::Eos);
+        assert!(matches!(a, Attempt::Done(_)), "{a:?}");
     }
 
     #[test]

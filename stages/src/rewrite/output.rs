@@ -219,10 +219,16 @@ impl Required {
         if self.english && !self.negation && has_negation(output) {
             out.push("a negation".to_string());
         }
-        if self.english && !self.apologetic && is_apology(output) {
+        if self.apologises_instead(output) {
             out.push("an apology".to_string());
         }
         out
+    }
+
+    /// Whether `output` (its first words are enough) apologises or refuses where the input
+    /// does not.
+    pub fn apologises_instead(&self, output: &str) -> bool {
+        self.english && !self.apologetic && is_apology(output)
     }
 
     /// What `output` lacks (empty when nothing is missing), for messages and retries.

@@ -7,7 +7,7 @@
 //! of 64 bytes, each holding 4 consecutive weights of each of the 16 rows. That is the layout
 //! AMX's `tdpbssd` takes its right-hand tile in, and the one a `vpdpbusd` over 16 rows wants.
 //!
-//! - **AMX** (prompts of 16 tokens or more): a `tdpbssd` multiplies 16 tokens by one block of 16 rows (8,192
+//! - **AMX** (prompts of 32 tokens or more): a `tdpbssd` multiplies 16 tokens by one block of 16 rows (8,192
 //!   products, exact in 32-bit integers); the block's two scales are then applied with AVX-512.
 //! - **VNNI** (fewer tokens, and CPUs without AMX): for each group, one `vpdpbusd` per
 //!   token with the token's 4 bytes broadcast; 16 rows come out in the lanes, no horizontal
@@ -33,11 +33,12 @@ const TILE_N: usize = 16;
 const TILE_BLOCK: usize = TILE_N * QK;
 /// Tokens in an AMX tile.
 const AMX_M: usize = 16;
-/// From this many tokens a call goes through AMX. Below, VNNI is faster: measured on 2 threads
-/// (SmolLM2's 1536 × 576 and Qwen's 4864 × 896 matrices), AMX took 1.7–1.8× VNNI's time for 4
-/// tokens, 1.3–1.4× for 8, 0.87–0.96× for 16 and 0.76–0.85× for 128. Its tile products are
-/// fast; applying the two scales of every block to its sums is the bulk of the work.
-const AMX_MIN_TOKENS: usize = 16;
+/// From this many tokens a call goes through AMX. Below, VNNI is as fast or faster: measured on
+/// 2 threads (SmolLM2's 1536 × 576 and Qwen's 4864 × 896 matrices), AMX took 1.7–1.8× VNNI's
+/// time for 4 tokens, 1.3–1.4× for 8, 0.87–0.96× for 16 and 0.76–0.85× for 128; a whole
+/// prefill of 31 tokens was even, of 128 tokens 2–10 % faster. Its tile products are fast;
+/// applying the two scales of every block to its sums is the bulk of the work.
+const AMX_MIN_TOKENS: usize = 32;
 
 /// Whether this CPU runs the kernel.
 pub fn available() -> bool {
