@@ -26,8 +26,9 @@
 //!   then the original text is used. A cut after clauses were passed on ends the
 //!   rewrite at that clause boundary instead.
 //!
-//! Speed: Q8_0 weights run on the `q8` module's AVX-512 VNNI kernel where the CPU has it (candle's
-//! quantized matmul otherwise); Q4_1/Q5_0/Q5_1 tensors are re-quantized to Q8_0 at load.
+//! Speed: Q8_0 weights run on the `q8` module's AVX-512 VNNI kernel (AMX tiles for prompts of
+//! 32 tokens or more) where the CPU has it (candle's quantized matmul otherwise); Q4_1/Q5_0/Q5_1
+//! tensors are re-quantized to Q8_0 at load.
 //! Threads: the Q8 kernel runs on its own pool ([`LlmConfig::threads`]); candle's other
 //! operations on candle's (`CANDLE_NUM_THREADS`, default the physical cores; `revoice file`
 //! sets it to 1).

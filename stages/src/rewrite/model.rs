@@ -56,7 +56,7 @@ pub struct Hyper {
     pub vocab: usize,
 }
 
-/// A weight matrix: our AVX-512 VNNI Q8_0 kernel where the CPU and the block type allow it,
+/// A weight matrix: our Q8_0 kernel (AVX-512 VNNI, AMX for prompts) where the CPU and the block type allow it,
 /// candle's quantized matmul otherwise.
 enum Linear {
     /// The matrix and the threads it runs on (one pool for the whole model).
