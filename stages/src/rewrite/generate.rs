@@ -386,14 +386,14 @@ impl<'a> Stream<'a> {
                 other => return other,
             }
         }
-        // An apology or refusal shows in the first words: the attempt stops there, not at the
-        // end of its first clause ("I'm sorry, I'm sorry, I" took 9 tokens). The last word may
-        // still grow, so it is left out.
+        // An apology, a refusal or a negation the input lacks shows in the first words: the
+        // attempt stops there, not at the end of its first clause ("I'm sorry, I'm sorry, I"
+        // took 9 tokens). The last word may still grow ("no" → "nothing"), so it is left out.
         if !self.has_content()
             && let Some((settled, _)) = self.splitter.pending().trim().rsplit_once(char::is_whitespace)
-            && self.required.apologises_instead(settled)
+            && let Some(what) = self.required.fails_at_start(settled)
         {
-            return Flow::Invented("an apology".to_string());
+            return Flow::Invented(what.to_string());
         }
         if line_end { Flow::End } else { Flow::Go }
     }
@@ -468,12 +468,20 @@ mod tests {
     }
 
     #[test]
-    fn an_apology_stops_the_attempt_at_its_first_words() {
+    fn an_apology_or_a_new_negation_stops_the_attempt_at_its_first_words() {
         let req = Required::of("Ask not!", true);
         let (a, out) = run(&["I", "'m", " sorry", ",", " I", "'m", " sorry", " about", " that", "."], &req, End::Eos);
         let Attempt::Failed(why) = a else { panic!("{a:?}") };
         assert_eq!(why, "added an apology: \"I'm sorry, I\"");
         assert!(out.is_empty());
+        // A negation the input lacks, as soon as its word is complete.
+        let req = Required::of("Tom will come.", true);
+        let (a, _) = run(&["Tom", " won", "'t", " come", " at", " all", "."], &req, End::Eos);
+        let Attempt::Failed(why) = a else { panic!("{a:?}") };
+        assert_eq!(why, "added a negation: \"Tom won't come\"");
+        // Not in a preamble: it is dropped whole at its clause's end.
+        let (a, _) = run(&["Sure", ", no", " problem", ":", " Tom", " will", " come", "."], &req, End::Eos);
+        assert!(matches!(a, Attempt::Done(ref t) if t == "Tom will come."), "{a:?}");
         // An input that apologises may be rewritten with an apology.
         let req = Required::of("Sorry, I can't come.", true);
         let (a, _) = run(&["I", "'m", " sorry", ",", " I", " can", "'t", " come", "."], &req, End::Eos);

@@ -227,8 +227,20 @@ impl Required {
 
     /// Whether `output` (its first words are enough) apologises or refuses where the input
     /// does not.
-    pub fn apologises_instead(&self, output: &str) -> bool {
+    fn apologises_instead(&self, output: &str) -> bool {
         self.english && !self.apologetic && is_apology(output)
+    }
+
+    /// What the first words of an answer already add that fails it, before its first clause
+    /// ends: an apology or refusal, or a negation the input does not have (unless the words
+    /// open a preamble, which is dropped whole once its clause is complete).
+    pub fn fails_at_start(&self, words: &str) -> Option<&'static str> {
+        if self.apologises_instead(words) {
+            return Some("an apology");
+        }
+        let lower = strip_quotes(words).to_lowercase();
+        let preamble = PREAMBLE_OPENERS.iter().any(|p| lower.starts_with(p));
+        (self.english && !self.negation && !preamble && has_negation(words)).then_some("a negation")
     }
 
     /// What `output` lacks (empty when nothing is missing), for messages and retries.
