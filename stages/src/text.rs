@@ -216,7 +216,8 @@ pub fn recordings(dir: &std::path::Path) -> Result<Vec<Recording>, String> {
                 reference = reference.split(" | ").map(|p| p.split_once(": ").map_or(p, |(_, t)| t)).collect::<Vec<_>>().join(" ");
             }
             let seconds = field(d)?.parse().map_err(|_| format!("{}: duration {:?} is not a number", path.display(), field(d)))?;
-            Ok(Recording { file: field(f)?.to_string(), path: dir.join(field(f)?), language: field(l)?.to_string(), seconds, reference, speakers: speakers })
+            let file = field(f)?;
+            Ok(Recording { file: file.to_string(), path: dir.join(file), language: field(l)?.to_string(), seconds, reference, speakers })
         })
         .collect()
 }

@@ -175,16 +175,16 @@ fn run(args: &Args) -> Result<(), String> {
                 if args.verbose {
                     for u in &report.utterances {
                         let part = |f: fn(&revoice_stages::live::StageTimes) -> f64| ms(u.stages.as_ref().map(f));
-                        let text: String = u.heard.clone();
                         println!(
-                            "    #{} end {:.2} s: {} ms (hear {}, voice {}, play {}){} {text:?}",
+                            "    #{} end {:.2} s: {} ms (hear {}, voice {}, play {}){} {:?}",
                             u.utterance,
                             u.speech_end,
                             ms(u.latency),
                             part(|s| s.hear),
                             part(|s| s.voice),
                             part(|s| s.play),
-                            if u.speculative { " spec" } else { "" }
+                            if u.speculative { " spec" } else { "" },
+                            u.heard
                         );
                     }
                 }

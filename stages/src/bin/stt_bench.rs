@@ -192,12 +192,13 @@ fn measure(name: &str, cmd: &[String], repeat: usize) -> Result<Run, String> {
 /// `dir`, and over all of them but the multi-speaker meeting (as tests/stt_wer.rs counts).
 fn score_tsv(tsv: &Path, dir: &Path) -> Result<(), String> {
     let text = std::fs::read_to_string(tsv).map_err(|e| format!("{}: {e}", tsv.display()))?;
+    let recordings = revoice_stages::text::recordings(dir)?;
     let mut total = revoice_stages::text::WordErrors::default();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let (file, hyp) = line.split_once('\t').ok_or_else(|| format!("{}: no tab in `{line}`", tsv.display()))?;
-        let reference = reference_for(&dir.join(file)).ok_or_else(|| format!("{file}: not in the manifest"))?;
-        let e = word_errors(&reference, hyp);
-        let meeting = file.contains("_4spk");
+        let rec = recordings.iter().find(|r| r.file == file).ok_or_else(|| format!("{file}: not in the manifest"))?;
+        let e = word_errors(&rec.reference, hyp);
+        let meeting = rec.speakers > 1;
         println!("{file:<45} WER {:5.1} % ({} / {}){}", e.rate() * 100.0, e.errors(), e.reference_words, if meeting { "  [not in the total]" } else { "" });
         if !meeting {
             total = total + e;

@@ -48,9 +48,14 @@ fn strip_quotes(s: &str) -> &str {
 /// Whether a clause is the model talking about the task instead of doing it.
 pub fn is_preamble(clause: &str) -> bool {
     let lower = strip_quotes(clause).to_lowercase();
-    let opener = PREAMBLE_OPENERS.iter().any(|p| lower.starts_with(p));
+    let opener = opens_preamble(&lower);
     let announce = lower.ends_with(':') || lower.contains("rewrit") || lower.contains("here is") || lower.contains("here's");
     opener && (announce || lower.split_whitespace().count() <= 2)
+}
+
+/// Whether lower-cased text without quotes starts the way a preamble does.
+fn opens_preamble(lower: &str) -> bool {
+    PREAMBLE_OPENERS.iter().any(|p| lower.starts_with(p))
 }
 
 /// Whether a text starts by apologising or refusing.
@@ -238,8 +243,7 @@ impl Required {
         if self.apologises_instead(words) {
             return Some("an apology");
         }
-        let lower = strip_quotes(words).to_lowercase();
-        let preamble = PREAMBLE_OPENERS.iter().any(|p| lower.starts_with(p));
+        let preamble = opens_preamble(&strip_quotes(words).to_lowercase());
         (self.english && !self.negation && !preamble && has_negation(words)).then_some("a negation")
     }
 
