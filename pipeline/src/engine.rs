@@ -4,6 +4,9 @@
 //! (see [`crate::adapters`]) owns those and calls the engine for each unit of work. Long
 //! loops inside an engine ask [`StopCheck::should_stop`] between tokens or chunks.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use tokio_util::sync::CancellationToken;
 
 use crate::epoch::EpochWatch;
@@ -15,16 +18,18 @@ use crate::frame::{AudioFormat, Epoch, Text};
 pub struct StopCheck {
     cancel: CancellationToken,
     epochs: Option<(EpochWatch, Epoch)>,
+    /// Set by someone who knows the work is no longer wanted (see [`StopCheck::or_flag`]).
+    flag: Option<Arc<AtomicBool>>,
 }
 
 impl StopCheck {
     pub fn new(cancel: CancellationToken, epochs: EpochWatch, work_epoch: Epoch) -> Self {
-        Self { cancel, epochs: Some((epochs, work_epoch)) }
+        Self { cancel, epochs: Some((epochs, work_epoch)), flag: None }
     }
 
     /// Stops only when `cancel` fires.
     pub fn with_cancel(cancel: CancellationToken) -> Self {
-        Self { cancel, epochs: None }
+        Self { cancel, epochs: None, flag: None }
     }
 
     /// Never stops (one-shot commands, tests).
@@ -32,9 +37,16 @@ impl StopCheck {
         Self::with_cancel(CancellationToken::new())
     }
 
+    /// Also stops while `flag` is set.
+    pub fn or_flag(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.flag = Some(flag);
+        self
+    }
+
     pub fn should_stop(&self) -> bool {
         self.cancel.is_cancelled()
             || self.epochs.as_ref().is_some_and(|(w, e)| w.is_stale(*e))
+            || self.flag.as_ref().is_some_and(|f| f.load(Ordering::Relaxed))
     }
 }
 

@@ -2,6 +2,8 @@
 //! the microphone opens, so the first utterance is not slowed by loading; while it runs,
 //! playback reports become latencies, printed live and summarised at the end.
 
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -13,7 +15,7 @@ use super::endpoint::{CaptureOut, PlaybackFeed, PlaybackHandle, Played};
 use super::lead::LeadPhrase;
 use super::playback::PlaybackSink;
 use super::ring::Consumer;
-use super::source::{Interaction, LiveSource};
+use super::source::{Interaction, LiveSource, SpeechStopped};
 use super::stt::{LiveStt, PaddedWhisper};
 use super::{EpochTimeline, LiveError, LiveEvent, LiveLog};
 use crate::dsp::vad::{SileroVad, VAD_SAMPLE_RATE, Vad, VadConfig};
@@ -62,8 +64,10 @@ impl LiveOptions {
     /// Settings tuned for latency: a shorter end-of-turn silence (300 ms) and padding;
     /// the final decode starts as soon as the padding after speech is there, inside that
     /// silence; Whisper encodes only as much of its window as the utterance (plus 1.5 s
-    /// of added silence) fills, so the partial decodes cost little, and stops a looping
-    /// decode at 6 tokens a second; a long first clause is spoken in two pieces; and one
+    /// of added silence) fills, so the partial decodes cost little, and ends a looping
+    /// decode at its third copy (6 tokens a second at most); a partial decode stops, or does
+    /// not start, once the source's VAD hears that speech has stopped, so the final decode
+    /// never waits behind one; a long first clause is spoken in two pieces; and one
     /// thread per model (each stage has its own thread, so they overlap; more threads
     /// per model oversubscribe a small machine, and whisper.cpp's spinning threads then
     /// slow down by orders of magnitude). The exceptions get two: the LLM's matrix products,
@@ -182,7 +186,7 @@ pub fn prepare(
     // Warm-up: the first call of each engine is slower than the rest.
     let _ = revoice_pipeline::SpeechToText::transcribe(&mut whisper, &vec![0.0; VAD_SAMPLE_RATE as usize], 0.0, &stop);
     let vad = Vad::new(SileroVad::from_cache(options.vad.threads.max(1))?, &options.vad)?;
-    let transcriber = StreamingTranscriber::new(PaddedWhisper::new(whisper, options.stt_pad_s), vad, options.stream.clone());
+    let mut transcriber = StreamingTranscriber::new(PaddedWhisper::new(whisper, options.stt_pad_s), vad, options.stream.clone());
     let mut rewriter = rewrite::build(options.rewriter.clone())?;
     let warm = revoice_pipeline::RewriteRequest { text: "Hello there.", context: &[], budget: None };
     let _ = rewriter.rewrite(&warm, &mut |_| {}, &stop);
@@ -195,11 +199,18 @@ pub fn prepare(
     tracing::info!(seconds = started.elapsed().as_secs_f64(), "live models loaded and warmed up");
 
     let interaction = options.interaction;
-    let detector = if interaction.barge_in { Some(Vad::new(SileroVad::from_cache(1)?, &options.vad)?) } else { None };
+    let speculate_after = options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize);
+    let stopped = speculate_after.map(|after| SpeechStopped { flag: Arc::new(AtomicBool::new(false)), after });
+    if let Some(s) = &stopped {
+        transcriber.skip_partials_while(s.flag.clone());
+    }
+    let detector =
+        if interaction.barge_in || stopped.is_some() { Some(Vad::new(SileroVad::from_cache(1)?, &options.vad)?) } else { None };
     let (timeline, log) = (EpochTimeline::default(), LiveLog::default());
     let playback = feed.handle();
     let output = feed.format();
-    let source = LiveSource { capture, playback: playback.clone(), detector, interaction, events: events.clone(), timeline: timeline.clone() };
+    let source =
+        LiveSource { capture, playback: playback.clone(), detector, stopped, interaction, events: events.clone(), timeline: timeline.clone() };
     let stt = LiveStt {
         transcriber,
         pad_s: f64::from(options.vad.speech_pad_ms) / 1000.0,
@@ -207,7 +218,7 @@ pub fn prepare(
         timeline,
         log: log.clone(),
         pad_samples: (u64::from(options.vad.speech_pad_ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize,
-        speculate_after: options.speculate_after_ms.map(|ms| (u64::from(ms) * u64::from(VAD_SAMPLE_RATE) / 1000) as usize),
+        speculate_after,
     };
     let rewrite = RewriteStage::new("rewrite", Engine::Ready(rewriter)).streaming(true);
     let tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
@@ -235,7 +246,7 @@ pub fn loopback(
     let playback = feed.handle();
     let output = feed.format();
     let interaction = Interaction { barge_in: false, full_duplex: true };
-    let source = LiveSource { capture, playback: playback.clone(), detector: None, interaction, events: events.clone(), timeline: EpochTimeline::default() };
+    let source = LiveSource { capture, playback: playback.clone(), detector: None, stopped: None, interaction, events: events.clone(), timeline: EpochTimeline::default() };
     let graph = GraphBuilder::new()
         .stage(Box::new(source), EdgeConfig::drop_oldest(MIC_EDGE_FRAMES))
         .stage(Box::new(PlaybackSink { feed, prebuffer_s, log: LiveLog::default() }), EdgeConfig::default())

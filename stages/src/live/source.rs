@@ -1,10 +1,14 @@
 //! The live source: reads the capture ring, converts to 16 kHz mono, and watches for the
 //! user starting to speak while revoice is speaking (barge-in). The barge-in detector is
-//! its own Silero VAD on this thread, so a busy Whisper can never delay it.
+//! its own Silero VAD on this thread, so a busy Whisper can never delay it. The same VAD
+//! tells the transcriber, which lags behind by whatever Whisper is doing, that speech has
+//! stopped ([`SpeechStopped`]).
 //!
 //! Half duplex (the default with speakers): while revoice speaks, and for a short
 //! hang-over after, the microphone is replaced by silence so revoice never hears itself.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
@@ -28,11 +32,19 @@ pub struct Interaction {
     pub full_duplex: bool,
 }
 
+/// A flag set while the newest audio ends in at least `after` samples of silence after
+/// speech, or in no speech at all (see [`crate::stt::StreamingTranscriber::skip_partials_while`]).
+pub struct SpeechStopped {
+    pub flag: Arc<AtomicBool>,
+    pub after: usize,
+}
+
 pub struct LiveSource {
     pub(super) capture: CaptureOut,
     pub(super) playback: PlaybackHandle,
-    /// The barge-in detector; `None` when barge-in is off.
+    /// The barge-in detector, which also sets `stopped`; `None` when neither is wanted.
     pub(super) detector: Option<Vad>,
+    pub(super) stopped: Option<SpeechStopped>,
     pub(super) interaction: Interaction,
     pub(super) events: Sender<LiveEvent>,
     pub(super) timeline: EpochTimeline,
@@ -119,6 +131,11 @@ fn send(
         {
             let at = detector.segmenter().position();
             barge_in(&io.epochs, &s.playback, &s.timeline, &s.events, start, at);
+        }
+        if let Some(stopped) = &s.stopped {
+            let segmenter = detector.segmenter();
+            let quiet = segmenter.speech_start().is_none() || segmenter.trailing_silence() >= stopped.after.max(1);
+            stopped.flag.store(quiet, Ordering::Relaxed);
         }
     }
     let chunk = AudioChunk::new(AudioFormat::mono(VAD_SAMPLE_RATE), *pos, std::mem::take(samples));

@@ -18,6 +18,7 @@
 pub mod file;
 pub mod format;
 pub mod input;
+mod loop_guard;
 pub mod quantize;
 pub mod stream;
 pub mod whisper;

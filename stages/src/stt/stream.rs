@@ -10,7 +10,10 @@
 //! (whisper.cpp's `stream` example instead re-prints overlapping windows, which is why its
 //! output repeats words.)
 
-use revoice_pipeline::{SpeechToText, StopCheck, Text, TextKind, TimeSpan, Word};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use revoice_pipeline::{EngineError, SpeechToText, StopCheck, Text, TextKind, TimeSpan, Word};
 
 use super::SttError;
 use crate::dsp::vad::{Utterance, Vad};
@@ -53,6 +56,8 @@ pub struct StreamingTranscriber<E: SpeechToText> {
     /// Utterance length (samples) at the last partial decode.
     decoded_len: usize,
     language: Option<String>,
+    /// Set while partial decodes are not wanted (see [`StreamingTranscriber::skip_partials_while`]).
+    partials_unwanted: Option<Arc<AtomicBool>>,
 }
 
 impl<E: SpeechToText> StreamingTranscriber<E> {
@@ -67,7 +72,15 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
             previous: Vec::new(),
             decoded_len: 0,
             language: None,
+            partials_unwanted: None,
         }
+    }
+
+    /// No partial decode starts while `flag` is set, and one running stops when it gets
+    /// set. Live mode sets it when a VAD ahead of this one (on the newest audio) hears that
+    /// speech has stopped: the partial would only delay the final decode, which replaces it.
+    pub fn skip_partials_while(&mut self, flag: Arc<AtomicBool>) {
+        self.partials_unwanted = Some(flag);
     }
 
     pub fn engine(&self) -> &E {
@@ -98,7 +111,8 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
             // While the speech has paused there is nothing new to show, and the decode
             // would only delay the final one if the pause ends the turn.
             let paused = self.vad.segmenter().trailing_silence() > 0;
-            let current = if paused { None } else { self.vad.segmenter().current() };
+            let unwanted = self.partials_unwanted.as_ref().is_some_and(|f| f.load(Ordering::Relaxed));
+            let current = if paused || unwanted { None } else { self.vad.segmenter().current() };
             if let Some(u) = current
                 && u.samples.len() >= self.decoded_len + every
             {
@@ -137,7 +151,16 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
     }
 
     fn partial(&mut self, u: &Utterance, stop: &StopCheck, events: &mut Vec<StreamEvent>) -> Result<(), SttError> {
-        let hyp = self.decode(u, stop)?;
+        let hyp = match &self.partials_unwanted {
+            Some(flag) => match self.decode(u, &stop.clone().or_flag(flag.clone())) {
+                Err(SttError::Engine(EngineError::Stopped)) if !stop.should_stop() => {
+                    tracing::debug!(seconds = u.duration_seconds(), "partial decode abandoned: speech stopped");
+                    return Ok(());
+                }
+                other => other?,
+            },
+            None => self.decode(u, stop)?,
+        };
         let tail = &hyp[skip_committed(&self.committed, &hyp)..];
         let prev_tail = &self.previous[skip_committed(&self.committed, &self.previous)..];
         let agreed = common_prefix(prev_tail, tail);

@@ -7,6 +7,7 @@ use revoice_pipeline::{EngineError, SpeechToText, StopCheck, Text, TextKind, Tim
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
 use super::SttError;
+use super::loop_guard::{LoopGuard, end_loops};
 use super::words::{TokenPiece, group_words};
 
 /// Whisper takes 16 kHz mono.
@@ -59,8 +60,9 @@ pub struct WhisperConfig {
     pub pack: bool,
     /// Stop a decode after this many tokens per second of audio (plus a few), as one
     /// segment; 0 for no limit. A decode stuck repeating a phrase then ends early instead
-    /// of running to the end of Whisper's text window (220 tokens, seconds on a CPU):
-    /// live mode, which has no time for the temperature fallback, sets it.
+    /// of running to the end of Whisper's text window (220 tokens, seconds on a CPU), and
+    /// one whose tokens end in a loop ends there (see `loop_guard`): live mode, which has
+    /// no time for the temperature fallback, sets it.
     pub max_tokens_per_s: f64,
     /// Run on the GPU (builds with the `cuda` feature). Set by [`crate::gpu`] under a lease
     /// from the memory arbiter, never from a config file.
@@ -160,6 +162,7 @@ pub struct WhisperEngine {
     config: WhisperConfig,
     name: String,
     threads: usize,
+    loop_guard: LoopGuard,
 }
 
 impl WhisperEngine {
@@ -192,7 +195,8 @@ impl WhisperEngine {
         let name = format!("whisper {}", config.model_name());
         let threads = config.thread_count();
         tracing::info!(model = %path.display(), threads, "whisper loaded");
-        Ok(Self { ctx, state, config: config.clone(), name, threads })
+        let loop_guard = LoopGuard::new(&ctx);
+        Ok(Self { ctx, state, config: config.clone(), name, threads, loop_guard })
     }
 
     pub fn config(&self) -> &WhisperConfig {
@@ -206,7 +210,7 @@ impl WhisperEngine {
         self.config.pack && !self.ctx.is_multilingual()
     }
 
-    fn params<'a>(config: &'a WhisperConfig, threads: usize, samples: usize, stop: &StopCheck) -> FullParams<'a, 'a> {
+    fn params<'a>(config: &'a WhisperConfig, threads: usize, samples: usize, stop: &StopCheck, guard: &LoopGuard) -> FullParams<'a, 'a> {
         let strategy = if config.beam_size > 1 {
             SamplingStrategy::BeamSearch { beam_size: config.beam_size as i32, patience: -1.0 }
         } else {
@@ -239,6 +243,12 @@ impl WhisperEngine {
             // Per segment in whisper.cpp: one segment makes it a budget for the decode.
             p.set_single_segment(true);
             p.set_max_tokens(max);
+            // SAFETY: `guard` is the engine's, which outlives the `full` call these params
+            // are consumed by, and `end_loops` only reads it.
+            unsafe {
+                p.set_filter_logits_callback(Some(end_loops));
+                p.set_filter_logits_callback_user_data(std::ptr::from_ref(guard).cast_mut().cast());
+            }
         }
         // whisper-rs 0.16's `set_abort_callback_safe` hands its trampoline a pointer of the
         // wrong type (a boxed trait object read as the closure), so use the raw callback.
@@ -378,7 +388,7 @@ impl WhisperEngine {
             max_tokens_per_s: if packed { 0.0 } else { self.config.max_tokens_per_s },
             ..self.config.clone()
         };
-        let params = Self::params(&config, self.threads, input.len(), stop);
+        let params = Self::params(&config, self.threads, input.len(), stop, &self.loop_guard);
         let started = std::time::Instant::now();
         let result = self.state.full(params, input);
         tracing::debug!(
