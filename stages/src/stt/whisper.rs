@@ -542,6 +542,14 @@ impl SpeechToText for WhisperEngine {
 mod tests {
     use super::*;
 
+    /// `.cargo/config.toml` asks for llamafile's matrix multiply; a target directory built
+    /// before that keeps its old whisper.cpp until `cargo clean -p whisper-rs-sys`.
+    #[test]
+    fn whisper_cpp_is_built_with_llamafile_matmul() {
+        let info = whisper_rs::print_system_info();
+        assert!(info.contains("LLAMAFILE = 1"), "whisper.cpp was built without GGML_LLAMAFILE: {info}");
+    }
+
     #[test]
     fn audio_context_fits_the_utterance() {
         assert_eq!(audio_ctx_for(16_000), 50 + 64);
