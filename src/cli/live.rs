@@ -59,7 +59,7 @@ pub struct Args {
     /// With --input-file and --output-file: run the clock this many times faster than real time.
     #[arg(long, default_value_t = 1.0, requires = "input_file", requires = "output_file")]
     pub speed: f64,
-    /// Threads for Whisper (default 1: the stages run side by side).
+    /// Threads for Whisper (default 2, or 1 on a single core).
     #[arg(long)]
     pub stt_threads: Option<usize>,
     /// Threads for the Piper voice (default 2, or 1 on a single core).

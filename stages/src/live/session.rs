@@ -67,13 +67,16 @@ impl LiveOptions {
     /// of added silence) fills, so the partial decodes cost little, and ends a looping
     /// decode at its third copy (6 tokens a second at most); a partial decode stops, or does
     /// not start, once the source's VAD hears that speech has stopped, so the final decode
-    /// never waits behind one; a long first clause is spoken in two pieces; and one
-    /// thread per model (each stage has its own thread, so they overlap; more threads
-    /// per model oversubscribe a small machine, and whisper.cpp's spinning threads then
-    /// slow down by orders of magnitude). The exceptions get two: the LLM's matrix products,
-    /// whose pool never waits for a busy thread ([`crate::rewrite::LlmConfig::threads`]), and
-    /// the voice, whose ONNX Runtime threads do not spin (live_bench, 5 files, 2 cores: the
-    /// first clause's synthesis 152–163 → 113–123 ms, p50 with SmolLM2 1029–1089 → 989–999 ms).
+    /// never waits behind one; a long first clause is spoken in two pieces; and two
+    /// threads per model on two cores. Each stage has its own thread, so they overlap,
+    /// and more threads than cores slow whisper.cpp's spinning threads down by orders of
+    /// magnitude; but while the final decode runs, nothing else needs the cores: the
+    /// rewrite waits for its text and partial decodes are stopped (live_bench, 5 files,
+    /// SmolLM2, alternating, 4 rounds: p50 947/767/660/867 ms on two threads against
+    /// 1069/827/867/989 on one). The LLM's pool never waits for a busy thread
+    /// ([`crate::rewrite::LlmConfig::threads`]), and the voice's ONNX Runtime threads do not
+    /// spin (first clause's synthesis 152–163 → 113–123 ms, p50 with SmolLM2 1029–1089 →
+    /// 989–999 ms).
     pub fn new(voice: Voice, mut rewriter: RewriterChoice, interaction: Interaction) -> Self {
         let two = std::thread::available_parallelism().map_or(1, |n| n.get()).min(2);
         if let RewriterChoice::Llm(config) = &mut rewriter {
@@ -86,7 +89,7 @@ impl LiveOptions {
         Self {
             // Without the fallback, a decode caught in a loop is cut by the token budget.
             whisper: WhisperConfig {
-                threads: 1,
+                threads: two,
                 fit_audio_context: true,
                 temperature_fallback: false,
                 max_tokens_per_s: 6.0,
