@@ -3,7 +3,7 @@
 
 use revoice_pipeline::adapters::{Engine, RewriteStage, SttStage, TtsStage};
 use revoice_pipeline::testing::{CollectingSink, FakeRewriter, FakeStt, FakeTts, ScriptedSource, texts};
-use revoice_pipeline::{AudioChunk, AudioFormat, EdgeConfig, EpochWatch, Frame, GraphBuilder, Marker, Payload, Port, TimeSpan};
+use revoice_pipeline::{AudioChunk, AudioFormat, EdgeConfig, EpochWatch, Frame, GraphBuilder, Marker, Payload, Port, TextToSpeech, TimeSpan};
 use tokio_util::sync::CancellationToken;
 
 fn utterance(id: u64, start_s: f64, seconds: f64) -> Vec<Frame> {
@@ -209,6 +209,17 @@ impl revoice_pipeline::Stage for PacedSource {
     }
 }
 
+/// Runs `frames`, paced, through `stage` into `sink`.
+async fn run_paced(frames: Vec<(u64, Frame)>, stage: Box<dyn revoice_pipeline::Stage>, sink: Box<dyn revoice_pipeline::Stage>) {
+    let graph = GraphBuilder::new()
+        .stage(Box::new(PacedSource(frames)), EdgeConfig::blocking(8))
+        .stage(stage, EdgeConfig::blocking(8))
+        .stage(sink, EdgeConfig::default())
+        .build()
+        .unwrap();
+    graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap();
+}
+
 fn text_frame(utterance: u64, text: &str, kind: revoice_pipeline::TextKind) -> Frame {
     let mut t = revoice_pipeline::Text::final_text(text, TimeSpan::new(utterance as f64, utterance as f64 + 0.5));
     t.kind = kind;
@@ -217,7 +228,7 @@ fn text_frame(utterance: u64, text: &str, kind: revoice_pipeline::TextKind) -> F
 }
 
 /// Runs the frames through a streaming rewrite stage (40 ms a clause); what came out (text,
-/// span start) and the rewriter's calls.
+/// span start; a guess sent ahead is marked "?") and the rewriter's calls.
 async fn rewrite_paced(frames: Vec<(u64, Frame)>) -> (Vec<(String, f64)>, Vec<(String, usize, bool)>) {
     rewrite_paced_with(frames, None).await
 }
@@ -231,18 +242,13 @@ async fn rewrite_paced_with(frames: Vec<(u64, Frame)>, syllables_per_second: Opt
     if let Some(sps) = syllables_per_second {
         stage = stage.with_budget(sps);
     }
-    let graph = GraphBuilder::new()
-        .stage(Box::new(PacedSource(frames)), EdgeConfig::blocking(8))
-        .stage(Box::new(stage), EdgeConfig::blocking(8))
-        .stage(Box::new(sink), EdgeConfig::default())
-        .build()
-        .unwrap();
-    graph.run(CancellationToken::new(), EpochWatch::new()).await.unwrap();
+    run_paced(frames, Box::new(stage), Box::new(sink)).await;
     let out = received
         .lock()
         .unwrap()
         .iter()
         .filter_map(|f| match &f.payload {
+            Payload::Text(t) if t.kind == revoice_pipeline::TextKind::Partial => Some((format!("?{}", t.text), t.span.start)),
             Payload::Text(t) => Some((t.text.clone(), t.span.start)),
             _ => None,
         })
@@ -273,7 +279,9 @@ async fn a_rewrite_made_ahead_goes_out_once_the_final_text_says_the_same() {
         [("one two three".to_string(), 0, false), ("four five".to_string(), 1, false), ("six".to_string(), 2, false)],
         "each utterance rewritten once, with the turns before it as context"
     );
-    let expected = [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("", 1.0), ("FOUR", 2.0), ("FIVE", 2.0), ("", 2.0), ("SIX", 3.0), ("", 3.0)];
+    // Utterance 2's first clause, held until its final came, was sent on as a guess at once.
+    let expected =
+        [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("", 1.0), ("?FOUR", 2.0), ("FOUR", 2.0), ("FIVE", 2.0), ("", 2.0), ("SIX", 3.0), ("", 3.0)];
     assert_eq!(out, spoken(&expected), "the same pieces as without the hint, with the final's span");
 }
 
@@ -295,7 +303,9 @@ async fn a_rewrite_made_ahead_is_dropped_when_the_utterance_goes_on() {
     assert_eq!(calls[1], ("one two three four five".to_string(), 0, false));
     assert_eq!(calls[2], ("six".to_string(), 1, false), "dropped guesses leave no turn in the context");
     assert_eq!(calls[3], ("six seven".to_string(), 1, false));
-    let expected = [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("FOUR", 1.0), ("FIVE", 1.0), ("", 1.0), ("SIX", 2.0), ("SEVEN", 2.0), ("", 2.0)];
+    // No guess from the rewrite that was stopped; the finished one's was sent (the voice drops it).
+    let expected =
+        [("ONE", 1.0), ("TWO", 1.0), ("THREE", 1.0), ("FOUR", 1.0), ("FIVE", 1.0), ("", 1.0), ("?SIX", 2.0), ("SIX", 2.0), ("SEVEN", 2.0), ("", 2.0)];
     assert_eq!(out, spoken(&expected));
 }
 
@@ -309,5 +319,52 @@ async fn a_rewrite_made_ahead_with_another_budget_is_not_used() {
     // 4 syllables a second: the guess (0.25 s) gets 1 syllable, the final (0.5 s) 2.
     let (out, calls) = rewrite_paced_with(vec![(0, guess), (300, text_frame(1, "one two", Final))], Some(4.0)).await;
     assert_eq!(calls, [("one two".to_string(), 0, false), ("one two".to_string(), 0, false)], "rewritten again for its own budget");
-    assert_eq!(out, spoken(&[("ONE", 1.0), ("TWO", 1.0), ("", 1.0)]));
+    assert_eq!(out, spoken(&[("?ONE", 1.0), ("ONE", 1.0), ("TWO", 1.0), ("", 1.0)]));
+}
+
+/// [`FakeTts`] that writes down what it was asked to say.
+struct RecordingTts(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl TextToSpeech for RecordingTts {
+    fn name(&self) -> String {
+        "recording-tts".into()
+    }
+    fn format(&self) -> AudioFormat {
+        FakeTts.format()
+    }
+    fn synthesize(&mut self, text: &str, on_audio: &mut dyn FnMut(&[f32]), stop: &revoice_pipeline::StopCheck) -> Result<(), revoice_pipeline::EngineError> {
+        self.0.lock().unwrap().push(text.to_string());
+        FakeTts.synthesize(text, on_audio, stop)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guessed_clause_is_synthesized_ahead_and_spoken_only_if_its_text_comes() {
+    use revoice_pipeline::TextKind::{Final, Partial};
+    let said = std::sync::Arc::default();
+    let tts = TtsStage::new("tts", FakeTts.format(), Engine::Ready(Box::new(RecordingTts(std::sync::Arc::clone(&said)))));
+    let (sink, received) = CollectingSink::new(Port::audio(FakeTts.format()));
+    let frames = vec![
+        // Right guess: synthesized once, spoken.
+        (0, text_frame(1, "hello", Partial)),
+        (50, text_frame(1, "hello", Final)),
+        // Wrong guess: dropped, the final text synthesized.
+        (50, text_frame(2, "abc", Partial)),
+        (50, text_frame(2, "wxyz", Final)),
+    ];
+    run_paced(frames, Box::new(tts), Box::new(sink)).await;
+    assert_eq!(*said.lock().unwrap(), ["hello", "abc", "wxyz"]);
+    let samples = |u: u64| -> usize {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|f| match &f.payload {
+                Payload::Audio(c) if f.utterance == u => Some(c.samples.len()),
+                _ => None,
+            })
+            .sum()
+    };
+    // FakeTts: 100 samples a character.
+    assert_eq!((samples(1), samples(2)), (500, 400), "the guess's audio for utterance 1, the final text's for 2");
 }

@@ -28,22 +28,45 @@ mod stt;
 pub use rewrite::{REWRITE_CONTEXT_TURNS, RewriteStage};
 pub use stt::SttStage;
 
+/// A guessed clause, synthesized ahead (see [`TtsStage`]).
+struct Ahead {
+    utterance: UtteranceId,
+    epoch: u64,
+    text: String,
+    audio: Vec<Vec<f32>>,
+}
+
 pub(crate) fn frame_marker(utterance: &UtteranceId, epoch: u64, marker: Marker) -> Frame {
     Frame::marker(*utterance, epoch, marker)
 }
 
 /// Text to speech: each text piece is spoken as it arrives; audio is placed at the start
 /// of the utterance's original span and follows on from there.
+///
+/// A [`TextKind::Partial`] text is a guess of an utterance's first words (sent by the
+/// [`RewriteStage`] while it rewrites ahead of the end of turn): it is synthesized at once
+/// but not sent. If the utterance's next text is the same, in the same epoch, that audio
+/// goes out instead of a new synthesis; any other text drops it.
 pub struct TtsStage {
     name: String,
     format: AudioFormat,
     engine: Engine<dyn TextToSpeech>,
+    /// Guesses not to synthesize ahead.
+    not_ahead: Option<Box<dyn Fn(&str) -> bool + Send>>,
 }
 
 impl TtsStage {
     /// `format` is what the engine produces (known from the voice's config before loading).
     pub fn new(name: impl Into<String>, format: AudioFormat, engine: Engine<dyn TextToSpeech>) -> Self {
-        Self { name: name.into(), format, engine }
+        Self { name: name.into(), format, engine, not_ahead: None }
+    }
+
+    /// Do not synthesize a guess ahead when `skip` says so: a voice that starts a long
+    /// clause sooner by itself (live mode's lead phrase) would only be made to wait for all
+    /// of it.
+    pub fn not_ahead_when(mut self, skip: impl Fn(&str) -> bool + Send + 'static) -> Self {
+        self.not_ahead = Some(Box::new(skip));
+        self
     }
 }
 
@@ -60,21 +83,39 @@ impl Stage for TtsStage {
         StageBody::Blocking(Box::new(move || {
             let mut engine = self.engine.get()?;
             let format = self.format;
+            let not_ahead = self.not_ahead;
             let mut gate = EpochGate::default();
             // Per utterance: where its audio continues.
             let mut cursor: Option<(UtteranceId, u64)> = None;
+            let mut ahead: Option<Ahead> = None;
             while let Some(frame) = io.blocking_recv() {
-                match gate.admit_blocking(&frame, &io, || cursor = None) {
+                let reset = || {
+                    cursor = None;
+                    ahead = None;
+                };
+                match gate.admit_blocking(&frame, &io, reset) {
                     Admit::Drop => continue,
                     Admit::Closed => return Ok(()),
                     Admit::Process => {}
                 }
                 let epoch = gate.epoch();
                 match frame.payload {
-                    // A hypothesis is never spoken.
-                    Payload::Text(t) if t.kind == TextKind::Partial => {}
+                    Payload::Text(t) if t.kind == TextKind::Partial => {
+                        ahead = None;
+                        let text = t.text.trim();
+                        if text.is_empty() || not_ahead.as_ref().is_some_and(|skip| skip(text)) {
+                            continue;
+                        }
+                        let mut audio = Vec::new();
+                        match io.stats.time(|| engine.synthesize(text, &mut |s| audio.push(s.to_vec()), &io.stop_check(epoch))) {
+                            Ok(()) => ahead = Some(Ahead { utterance: frame.utterance, epoch, text: text.to_string(), audio }),
+                            // Spoken (or reported) when its final text comes.
+                            Err(e) => tracing::debug!(utterance = frame.utterance, error = %e, "the guessed clause was not synthesized"),
+                        }
+                    }
                     Payload::Text(t) => {
                         let u = frame.utterance;
+                        let ready = ahead.take().filter(|a| a.utterance == u && a.epoch == epoch && a.text == t.text.trim());
                         if t.text.trim().is_empty() {
                             // Nothing to say; an empty last piece still closes its utterance.
                             if t.last && cursor.is_some_and(|(cu, _)| cu == u) {
@@ -107,9 +148,12 @@ impl Stage for TtsStage {
                             pos = chunk.end();
                             closed = io.blocking_send(Frame::audio(u, epoch, chunk)).is_err();
                         };
-                        match io.stats.time(|| engine.synthesize(&t.text, &mut on_audio, &stop)) {
-                            Err(EngineError::Stopped) => {}
-                            r => r?,
+                        match ready {
+                            Some(a) => a.audio.iter().for_each(|s| on_audio(s)),
+                            None => match io.stats.time(|| engine.synthesize(&t.text, &mut on_audio, &stop)) {
+                                Err(EngineError::Stopped) => {}
+                                r => r?,
+                            },
                         }
                         if closed {
                             return Ok(());

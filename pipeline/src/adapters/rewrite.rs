@@ -11,6 +11,10 @@
 //! output dropped, and the final text rewritten as usual. The rewriter is asked exactly what
 //! it would have been asked for the final (the same text, context and budget), so what is
 //! spoken is the same either way, only sooner.
+//!
+//! The first clause held also goes downstream at once as a [`TextKind::Partial`] text, so
+//! the voice can synthesize it inside the same wait (see [`super::TtsStage`]); it is only
+//! spoken if the same clause comes again as final text.
 
 use std::collections::VecDeque;
 
@@ -110,6 +114,9 @@ struct Out {
     stream_clauses: bool,
     /// The final text; `None` while rewriting ahead of it.
     original: Option<Text>,
+    /// While rewriting ahead: the guessed text, whose span and language the first held
+    /// clause is sent on with as a guess; `None` once that is done.
+    guess: Option<Text>,
     held: Vec<String>,
     /// The clauses sent so far, joined.
     sent: String,
@@ -118,7 +125,7 @@ struct Out {
 
 impl Out {
     fn new(settings: RewriteSettings, utterance: UtteranceId, epoch: u64, original: Option<Text>) -> Self {
-        Self { utterance, epoch, stream_clauses: settings.stream_clauses, original, held: Vec::new(), sent: String::new(), closed: false }
+        Self { utterance, epoch, stream_clauses: settings.stream_clauses, original, guess: None, held: Vec::new(), sent: String::new(), closed: false }
     }
 
     fn piece(&self, text: &str, last: bool) -> Frame {
@@ -135,6 +142,11 @@ impl Out {
         }
         if self.original.is_none() {
             self.held.push(clause.to_string());
+            if let Some(hint) = self.guess.take() {
+                let mut t = Text { kind: TextKind::Partial, last: false, ..Text::final_text(clause.trim(), hint.span) };
+                t.language = hint.language;
+                self.closed = io.blocking_send(Frame::text(self.utterance, self.epoch, t)).is_err();
+            }
             return;
         }
         self.closed = io.blocking_send(self.piece(clause, false)).is_err();
@@ -292,6 +304,7 @@ impl Run {
         let settings = self.settings;
         let budget = settings.budget(&hint);
         let mut out = Out::new(self.settings, utterance, epoch, None);
+        out.guess = Some(hint);
         let Run { engine, io, context, stash, .. } = self;
         let req = RewriteRequest { text: &source, context, budget };
         let stats = io.stats.clone();
@@ -316,7 +329,9 @@ impl Run {
                 }
                 stash.push_back(f);
             }
-            if let Progress::Clause(c) = progress {
+            if let Progress::Clause(c) = progress
+                && !wrong.is_cancelled()
+            {
                 out.clause(io, c);
             }
         };

@@ -224,7 +224,10 @@ pub fn prepare(
         speculate_after,
     };
     let rewrite = RewriteStage::new("rewrite", Engine::Ready(rewriter)).streaming(true);
-    let tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
+    let mut tts = TtsStage::new(format!("tts:{}", options.voice.name), voice_format, Engine::Ready(tts_engine));
+    if options.lead_phrase {
+        tts = tts.not_ahead_when(|clause| super::lead::lead_split(clause).is_some());
+    }
     let graph = GraphBuilder::new()
         // The microphone's edge never stalls the capture reader.
         .stage(Box::new(source), EdgeConfig::drop_oldest(MIC_EDGE_FRAMES))
