@@ -151,15 +151,16 @@ impl<E: SpeechToText> StreamingTranscriber<E> {
     }
 
     fn partial(&mut self, u: &Utterance, stop: &StopCheck, events: &mut Vec<StreamEvent>) -> Result<(), SttError> {
-        let hyp = match &self.partials_unwanted {
-            Some(flag) => match self.decode(u, &stop.clone().or_flag(flag.clone())) {
-                Err(SttError::Engine(EngineError::Stopped)) if !stop.should_stop() => {
-                    tracing::debug!(seconds = u.duration_seconds(), "partial decode abandoned: speech stopped");
-                    return Ok(());
-                }
-                other => other?,
-            },
-            None => self.decode(u, stop)?,
+        let unwanted = match &self.partials_unwanted {
+            Some(flag) => stop.clone().or_flag(flag.clone()),
+            None => stop.clone(),
+        };
+        let hyp = match self.decode(u, &unwanted) {
+            Err(SttError::Engine(EngineError::Stopped)) if !stop.should_stop() => {
+                tracing::debug!(seconds = u.duration_seconds(), "partial decode abandoned: speech stopped");
+                return Ok(());
+            }
+            other => other?,
         };
         let tail = &hyp[skip_committed(&self.committed, &hyp)..];
         let prev_tail = &self.previous[skip_committed(&self.committed, &self.previous)..];
