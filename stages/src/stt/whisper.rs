@@ -2,6 +2,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use revoice_pipeline::{EngineError, SpeechToText, StopCheck, Text, TextKind, TimeSpan};
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
@@ -17,6 +18,17 @@ pub const WHISPER_WINDOW_S: f64 = 30.0;
 /// Encoder positions per second of audio (100 mel frames a second, stride 2).
 const AUDIO_CTX_PER_S: f64 = 50.0;
 const FULL_AUDIO_CTX: i32 = 1500;
+/// whisper.cpp's encoder is much faster on a context that is a multiple of 16 positions
+/// (ggml's tiled matrix products then take whole tiles): tiny.en on 2 threads encodes 1440,
+/// 1472 or 1488 positions in 450 ms, and 1464, 1496 or 1500 in 580–650 ms.
+const CTX_ALIGN: i32 = 16;
+/// The context of a whole window whose audio ends before 29.44 s, instead of the full 1500
+/// (whose last positions would only hear the silence that pads the window anyway). On the
+/// test recordings 1440, 1472 and 1488 made 11–12 word errors where 1500 made 13; on the
+/// meeting, 1488 put a segment across a change of speaker (cpWER 31.4 %, the others 25–27 %).
+const ALIGNED_FULL_CTX: i32 = 1472;
+/// Utterances are packed into windows of this many seconds (so they get the aligned context).
+const PACK_WINDOW_S: f64 = ALIGNED_FULL_CTX as f64 / AUDIO_CTX_PER_S;
 /// Silence between packed utterances, seconds.
 const PACK_GAP_S: f64 = 1.0;
 
@@ -41,10 +53,11 @@ pub struct WhisperConfig {
     pub threads: usize,
     /// 1 decodes greedily; more uses beam search of that width.
     pub beam_size: usize,
-    /// Encode only as much of the 30 s window as the utterance fills: much faster on
+    /// Encode only as much of the 30 s window as the utterance fills (and 64 positions,
+    /// 1.28 s, more, rounded up to a multiple of 16; see [`audio_ctx_for`]): much faster on
     /// short utterances, but Whisper was trained on full windows and it costs accuracy
-    /// (base: 8.9 % against 7.9 % WER on the test recordings; tiny.en Q8_0: 6.3 % against
-    /// 5.8 %, and in a packed 25 s window "8 of spades, 4 of clubs, 7 of hearts" became
+    /// (base: 8.9 % against 7.9 % WER on the test recordings; tiny.en Q8_0: 7.9 % against
+    /// 6.3 %, and in a packed 25 s window "8 of spades, 4 of clubs, 7 of hearts" once became
     /// "8.4.7."), so it is off by default; live mode turns it on for latency.
     pub fit_audio_context: bool,
     /// Ask whisper.cpp for token times (word times).
@@ -210,7 +223,14 @@ impl WhisperEngine {
         self.config.pack && !self.ctx.is_multilingual()
     }
 
-    fn params<'a>(config: &'a WhisperConfig, threads: usize, samples: usize, stop: &StopCheck, guard: &LoopGuard) -> FullParams<'a, 'a> {
+    fn params<'a>(
+        config: &'a WhisperConfig,
+        threads: usize,
+        samples: usize,
+        stop: &StopCheck,
+        guard: &LoopGuard,
+        encodes: &AtomicUsize,
+    ) -> FullParams<'a, 'a> {
         let strategy = if config.beam_size > 1 {
             SamplingStrategy::BeamSearch { beam_size: config.beam_size as i32, patience: -1.0 }
         } else {
@@ -236,9 +256,7 @@ impl WhisperEngine {
         if !config.temperature_fallback {
             p.set_temperature_inc(0.0);
         }
-        if config.fit_audio_context {
-            p.set_audio_ctx(audio_ctx_for(samples));
-        }
+        p.set_audio_ctx(if config.fit_audio_context { audio_ctx_for(samples) } else { window_ctx(samples) });
         if let Some(max) = token_budget(config.max_tokens_per_s, samples) {
             // Per segment in whisper.cpp: one segment makes it a budget for the decode.
             p.set_single_segment(true);
@@ -257,6 +275,8 @@ impl WhisperEngine {
         unsafe {
             p.set_abort_callback(Some(abort_on_stop));
             p.set_abort_callback_user_data(std::ptr::from_ref(stop).cast_mut().cast());
+            p.set_start_encoder_callback(Some(count_encoder_pass));
+            p.set_start_encoder_callback_user_data(std::ptr::from_ref(encodes).cast_mut().cast());
         }
         p
     }
@@ -388,13 +408,17 @@ impl WhisperEngine {
             max_tokens_per_s: if packed { 0.0 } else { self.config.max_tokens_per_s },
             ..self.config.clone()
         };
-        let params = Self::params(&config, self.threads, input.len(), stop, &self.loop_guard);
+        let encodes = AtomicUsize::new(0);
+        let params = Self::params(&config, self.threads, input.len(), stop, &self.loop_guard, &encodes);
         let started = std::time::Instant::now();
         let result = self.state.full(params, input);
         tracing::debug!(
             seconds = input.len() as f64 / f64::from(WHISPER_SAMPLE_RATE),
             packed,
-            audio_ctx = if config.fit_audio_context { audio_ctx_for(input.len()) } else { FULL_AUDIO_CTX },
+            audio_ctx = if config.fit_audio_context { audio_ctx_for(input.len()) } else { window_ctx(input.len()) },
+            // More than one when Whisper's last timestamp fell short of the end and it
+            // encoded the rest again.
+            encoder_passes = encodes.load(Ordering::Relaxed),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "whisper decode"
         );
@@ -482,9 +506,36 @@ unsafe extern "C" fn abort_on_stop(user_data: *mut std::ffi::c_void) -> bool {
 /// Encoder positions for `samples` of audio: what the audio fills plus a little margin,
 /// never more than the full window.
 pub fn audio_ctx_for(samples: usize) -> i32 {
+    let ctx = positions(samples) + 64;
+    let aligned = (ctx + CTX_ALIGN - 1) / CTX_ALIGN * CTX_ALIGN;
+    aligned.min(window_ctx(samples))
+}
+
+/// The audio context for a whole window holding `samples`: the aligned one when the audio
+/// fits it, else Whisper's full 1500.
+pub fn window_ctx(samples: usize) -> i32 {
+    if positions(samples) <= ALIGNED_FULL_CTX { ALIGNED_FULL_CTX } else { FULL_AUDIO_CTX }
+}
+
+/// Encoder positions that `samples` of audio fill.
+fn positions(samples: usize) -> i32 {
     let seconds = samples as f64 / f64::from(WHISPER_SAMPLE_RATE);
-    let ctx = (seconds * AUDIO_CTX_PER_S).ceil() as i32 + 64;
-    ctx.min(FULL_AUDIO_CTX)
+    (seconds * AUDIO_CTX_PER_S).ceil() as i32
+}
+
+/// whisper.cpp's encoder-begin callback: counts the encoder passes of one `full` call.
+///
+/// # Safety
+/// `user_data` is the `AtomicUsize` that `params` was given, alive for the call.
+unsafe extern "C" fn count_encoder_pass(
+    _ctx: *mut whisper_rs::WhisperSysContext,
+    _state: *mut whisper_rs::WhisperSysState,
+    user_data: *mut std::ffi::c_void,
+) -> bool {
+    // SAFETY: see above.
+    let encodes = unsafe { &*user_data.cast::<AtomicUsize>() };
+    encodes.fetch_add(1, Ordering::Relaxed);
+    true
 }
 
 /// The most tokens a decode of `samples` may take at `per_s` tokens a second (with a
@@ -511,12 +562,12 @@ impl SpeechToText for WhisperEngine {
     }
 
     fn pack_seconds(&self) -> f64 {
-        if self.packs() { WHISPER_WINDOW_S } else { 0.0 }
+        if self.packs() { PACK_WINDOW_S } else { 0.0 }
     }
 
     fn transcribe_many(&mut self, utterances: &[(&[f32], f64)], stop: &StopCheck) -> Result<Vec<Vec<Text>>, EngineError> {
         let rate = f64::from(WHISPER_SAMPLE_RATE);
-        let max = (WHISPER_WINDOW_S * rate) as usize;
+        let max = (PACK_WINDOW_S * rate) as usize;
         let gap = (PACK_GAP_S * rate) as usize;
         let mut out = Vec::with_capacity(utterances.len());
         let mut i = 0;
@@ -551,10 +602,16 @@ mod tests {
     }
 
     #[test]
-    fn audio_context_fits_the_utterance() {
-        assert_eq!(audio_ctx_for(16_000), 50 + 64);
+    fn audio_context_fits_the_utterance_in_whole_tiles() {
+        assert_eq!(audio_ctx_for(16_000), 128); // 50 + 64, rounded up to 16
+        assert_eq!(audio_ctx_for(16_000 * 10), 576);
+        assert_eq!(audio_ctx_for(16_000 * 29), 1472);
         assert_eq!(audio_ctx_for(16_000 * 30), 1500);
-        assert!(audio_ctx_for(16_000 * 10) < 1500);
+        // A whole window: 1472 positions while the audio fits them (29.44 s), else 1500.
+        assert_eq!(window_ctx(16_000 * 5), 1472);
+        assert_eq!(window_ctx(16 * 29_440), 1472);
+        assert_eq!(window_ctx(16 * 29_441), 1500);
+        assert_eq!(PACK_WINDOW_S, 29.44);
     }
 
     #[test]
