@@ -2,7 +2,8 @@
 //! text against two peers, in one run, on the same file and the same number of threads.
 //!
 //! - revoice: decode → Silero VAD → whisper.cpp (whisper-rs) on speech only, with
-//!   revoice's defaults (English-only models: utterances packed into shared 30 s windows;
+//!   revoice's defaults (English-only models: utterances packed into shared windows; every
+//!   window encoded on 1472 positions, not 1500, see `ALIGNED_FULL_CTX` in stt/whisper.rs;
 //!   whisper.cpp on OpenMP threads with OpenMP's default wait, see stt/mod.rs); one child
 //!   process per model. `--fit` adds a run with the audio
 //!   context fitted to each window (faster, less accurate: see `fit_audio_context`).
