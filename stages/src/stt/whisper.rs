@@ -111,6 +111,11 @@ impl WhisperConfig {
         }
     }
 
+    /// The encoder positions for a window of `samples`: fitted, or the whole window.
+    fn audio_ctx(&self, samples: usize) -> i32 {
+        if self.fit_audio_context { audio_ctx_for(samples) } else { window_ctx(samples) }
+    }
+
     /// The threads whisper.cpp will use.
     pub fn thread_count(&self) -> usize {
         if self.threads > 0 {
@@ -256,7 +261,7 @@ impl WhisperEngine {
         if !config.temperature_fallback {
             p.set_temperature_inc(0.0);
         }
-        p.set_audio_ctx(if config.fit_audio_context { audio_ctx_for(samples) } else { window_ctx(samples) });
+        p.set_audio_ctx(config.audio_ctx(samples));
         if let Some(max) = token_budget(config.max_tokens_per_s, samples) {
             // Per segment in whisper.cpp: one segment makes it a budget for the decode.
             p.set_single_segment(true);
@@ -415,7 +420,7 @@ impl WhisperEngine {
         tracing::debug!(
             seconds = input.len() as f64 / f64::from(WHISPER_SAMPLE_RATE),
             packed,
-            audio_ctx = if config.fit_audio_context { audio_ctx_for(input.len()) } else { window_ctx(input.len()) },
+            audio_ctx = config.audio_ctx(input.len()),
             // More than one when Whisper's last timestamp fell short of the end and it
             // encoded the rest again.
             encoder_passes = encodes.load(Ordering::Relaxed),
@@ -504,7 +509,7 @@ unsafe extern "C" fn abort_on_stop(user_data: *mut std::ffi::c_void) -> bool {
 }
 
 /// Encoder positions for `samples` of audio: what the audio fills plus a little margin,
-/// never more than the full window.
+/// rounded up to whole tiles, never more than [`window_ctx`].
 pub fn audio_ctx_for(samples: usize) -> i32 {
     let ctx = positions(samples) + 64;
     let aligned = (ctx + CTX_ALIGN - 1) / CTX_ALIGN * CTX_ALIGN;
