@@ -18,8 +18,8 @@ pub struct Args {
     /// The audio file (wav, flac, mp3, ogg/vorbis, aac/m4a).
     pub input: PathBuf,
     /// Whisper model: tiny.en, base, tiny.en-q8_0, base-q8_0, or a ggml .bin file.
-    /// Default: tiny.en-q8_0 for English, base-q8_0 for other languages (Q8_0: faster than
-    /// f16, no more word errors on the test recordings).
+    /// Default: tiny.en-q8_0 for English, base for other languages (the faster of each
+    /// pair on 2 cores, with no more word errors on the test recordings).
     #[arg(long)]
     pub model: Option<String>,
     /// Spoken language (ISO 639-1 code), or `auto` to detect it.

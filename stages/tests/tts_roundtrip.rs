@@ -29,8 +29,8 @@ impl Whisper {
             model: Some("base".into()),
             language: language.into(),
             threads: 2,
-            // The full 30 s window, as Whisper was trained: a fitted (shorter) encoder
-            // context made it loop on some windows here.
+            // Not fitted (each sentence then gets at least half of Whisper's window): a fully
+            // fitted encoder context made it loop on some windows here.
             fit_audio_context: false,
             ..WhisperConfig::default()
         };

@@ -27,6 +27,9 @@ const CTX_ALIGN: i32 = 16;
 /// test recordings 1440, 1472 and 1488 made 11–12 word errors where 1500 made 13; on the
 /// meeting, 1488 put a segment across a change of speaker (cpWER 31.4 %, the others 25–27 %).
 const ALIGNED_FULL_CTX: i32 = 1472;
+/// The fewest positions a window of one utterance is encoded on unless the context is
+/// fitted: half of Whisper's window (15 s). See `WhisperConfig::audio_ctx`.
+const MIN_WINDOW_CTX: i32 = 752;
 /// Utterances are packed into windows of this many seconds (so they get the aligned context).
 const PACK_WINDOW_S: f64 = ALIGNED_FULL_CTX as f64 / AUDIO_CTX_PER_S;
 /// Silence between packed utterances, seconds.
@@ -45,7 +48,7 @@ struct Segment {
 #[serde(deny_unknown_fields, default)]
 pub struct WhisperConfig {
     /// A catalog name ("tiny.en", "base", and their quantized forms "tiny.en-q8_0",
-    /// "base-q8_0") or the path of a ggml file. `None`: tiny.en-q8_0 for English, base-q8_0 otherwise.
+    /// "base-q8_0") or the path of a ggml file. `None`: tiny.en-q8_0 for English, base otherwise.
     pub model: Option<String>,
     /// ISO 639-1 code, or "auto" to detect it (needs a multilingual model).
     pub language: String,
@@ -57,8 +60,8 @@ pub struct WhisperConfig {
     /// 1.28 s, more, rounded up to a multiple of 16; see [`audio_ctx_for`]): much faster on
     /// short utterances, but Whisper was trained on full windows and it costs accuracy
     /// (base: 8.9 % against 7.9 % WER on the test recordings; tiny.en Q8_0: 7.9 % against
-    /// 6.3 %, and in a packed 25 s window "8 of spades, 4 of clubs, 7 of hearts" once became
-    /// "8.4.7."), so it is off by default; live mode turns it on for latency.
+    /// 6.3 %). Off by default, where a window still gets at least 15 s (see
+    /// `WhisperConfig::audio_ctx`); live mode turns it on for latency.
     pub fit_audio_context: bool,
     /// Ask whisper.cpp for token times (word times).
     pub word_times: bool,
@@ -105,15 +108,33 @@ impl WhisperConfig {
     pub fn model_name(&self) -> String {
         match &self.model {
             Some(m) => m.clone(),
-            // Q8_0: faster than f16 with no more errors (see stt_wer.rs).
+            // tiny.en: Q8_0 is a little faster than f16 with no more errors (see stt_wer.rs).
+            // base: f16 is 1.2-1.3x faster than Q8_0 (stt_bench on the meeting, 2 threads: its
+            // products go through ggml's AVX-512 f16 kernels, Q8_0's through AVX2 ones), with
+            // the same errors.
             None if self.language == "en" => "tiny.en-q8_0".into(),
-            None => "base-q8_0".into(),
+            None => "base".into(),
         }
     }
 
-    /// The encoder positions for a window of `samples`: fitted, or the whole window.
-    fn audio_ctx(&self, samples: usize) -> i32 {
-        if self.fit_audio_context { audio_ctx_for(samples) } else { window_ctx(samples) }
+    /// The encoder positions for a window of `samples` (`packed`: several utterances).
+    ///
+    /// - Fitted ([`Self::fit_audio_context`]): [`audio_ctx_for`].
+    /// - A packed window: the whole window. A fitted context garbled a packed window's
+    ///   "8 of spades, 4 of clubs, 7 of hearts" into "8.4.7." twice, at 1314 and 1376
+    ///   positions.
+    /// - One utterance: fitted, but never less than half of Whisper's window
+    ///   ([`MIN_WINDOW_CTX`]). On the test recordings this made fewer errors than the whole
+    ///   window (base 14 against 15, tiny.en 13 against 15), and base decodes the meeting in
+    ///   5.0 s instead of 7.2 s.
+    fn audio_ctx(&self, samples: usize, packed: bool) -> i32 {
+        if self.fit_audio_context {
+            audio_ctx_for(samples)
+        } else if packed {
+            whole_window_ctx(samples)
+        } else {
+            audio_ctx_for(samples).max(MIN_WINDOW_CTX)
+        }
     }
 
     /// The threads whisper.cpp will use.
@@ -232,6 +253,7 @@ impl WhisperEngine {
         config: &'a WhisperConfig,
         threads: usize,
         samples: usize,
+        audio_ctx: i32,
         stop: &StopCheck,
         guard: &LoopGuard,
         encodes: &AtomicUsize,
@@ -261,7 +283,7 @@ impl WhisperEngine {
         if !config.temperature_fallback {
             p.set_temperature_inc(0.0);
         }
-        p.set_audio_ctx(config.audio_ctx(samples));
+        p.set_audio_ctx(audio_ctx);
         if let Some(max) = token_budget(config.max_tokens_per_s, samples) {
             // Per segment in whisper.cpp: one segment makes it a budget for the decode.
             p.set_single_segment(true);
@@ -414,13 +436,14 @@ impl WhisperEngine {
             ..self.config.clone()
         };
         let encodes = AtomicUsize::new(0);
-        let params = Self::params(&config, self.threads, input.len(), stop, &self.loop_guard, &encodes);
+        let audio_ctx = config.audio_ctx(input.len(), packed);
+        let params = Self::params(&config, self.threads, input.len(), audio_ctx, stop, &self.loop_guard, &encodes);
         let started = std::time::Instant::now();
         let result = self.state.full(params, input);
         tracing::debug!(
             seconds = input.len() as f64 / f64::from(WHISPER_SAMPLE_RATE),
             packed,
-            audio_ctx = config.audio_ctx(input.len()),
+            audio_ctx,
             // More than one when Whisper's last timestamp fell short of the end and it
             // encoded the rest again.
             encoder_passes = encodes.load(Ordering::Relaxed),
@@ -509,16 +532,16 @@ unsafe extern "C" fn abort_on_stop(user_data: *mut std::ffi::c_void) -> bool {
 }
 
 /// Encoder positions for `samples` of audio: what the audio fills plus a little margin,
-/// rounded up to whole tiles, never more than [`window_ctx`].
+/// rounded up to whole tiles, never more than the whole window.
 pub fn audio_ctx_for(samples: usize) -> i32 {
     let ctx = positions(samples) + 64;
     let aligned = (ctx + CTX_ALIGN - 1) / CTX_ALIGN * CTX_ALIGN;
-    aligned.min(window_ctx(samples))
+    aligned.min(whole_window_ctx(samples))
 }
 
-/// The audio context for a whole window holding `samples`: the aligned one when the audio
-/// fits it, else Whisper's full 1500.
-pub fn window_ctx(samples: usize) -> i32 {
+/// The whole window's context for `samples`: the aligned one when the audio fits it, else
+/// Whisper's full 1500.
+fn whole_window_ctx(samples: usize) -> i32 {
     if positions(samples) <= ALIGNED_FULL_CTX { ALIGNED_FULL_CTX } else { FULL_AUDIO_CTX }
 }
 
@@ -612,10 +635,17 @@ mod tests {
         assert_eq!(audio_ctx_for(16_000 * 10), 576);
         assert_eq!(audio_ctx_for(16_000 * 29), 1472);
         assert_eq!(audio_ctx_for(16_000 * 30), 1500);
-        // A whole window: 1472 positions while the audio fits them (29.44 s), else 1500.
-        assert_eq!(window_ctx(16_000 * 5), 1472);
-        assert_eq!(window_ctx(16 * 29_440), 1472);
-        assert_eq!(window_ctx(16 * 29_441), 1500);
+        // The whole window: 1472 positions while the audio fits them (29.44 s), else 1500.
+        assert_eq!(whole_window_ctx(16_000 * 5), 1472);
+        assert_eq!(whole_window_ctx(16 * 29_440), 1472);
+        assert_eq!(whole_window_ctx(16 * 29_441), 1500);
+        // Not fitted: the whole window for a packed one, else fitted but at least half of it.
+        let config = WhisperConfig::default();
+        assert_eq!(config.audio_ctx(16_000 * 5, true), 1472);
+        assert_eq!(config.audio_ctx(16_000 * 5, false), 752);
+        assert_eq!(config.audio_ctx(16_000 * 20, false), 1072);
+        let fitted = WhisperConfig { fit_audio_context: true, ..WhisperConfig::default() };
+        assert_eq!(fitted.audio_ctx(16_000 * 5, true), 320);
         assert_eq!(PACK_WINDOW_S, 29.44);
     }
 
@@ -638,9 +668,9 @@ mod tests {
         let en = WhisperConfig::default();
         assert_eq!(en.model_name(), "tiny.en-q8_0");
         let de = WhisperConfig { language: "de".into(), ..WhisperConfig::default() };
-        assert_eq!(de.model_name(), "base-q8_0");
+        assert_eq!(de.model_name(), "base");
         let auto = WhisperConfig { language: "auto".into(), ..WhisperConfig::default() };
-        assert_eq!(auto.model_name(), "base-q8_0");
+        assert_eq!(auto.model_name(), "base");
     }
 
     #[test]
