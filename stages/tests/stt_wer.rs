@@ -85,7 +85,7 @@ fn meeting_cp_wer(audio: &std::path::Path, t: &FileTranscript) -> WordErrors {
 fn tiny_en_word_error_rate_is_at_most_ten_percent() {
     let (total, meeting) = score("tiny.en");
     assert!(meeting.reference_words > 100, "the meeting's references are there");
-    // Measured 27.1 % (64 errors / 236 words), greedy and deterministic.
+    // Measured 28.0 % (66 errors / 236 words), greedy and deterministic.
     assert!(meeting.rate() <= 0.30, "tiny.en meeting cpWER {:.2} %", meeting.rate() * 100.0);
     assert!(total.reference_words > 150, "the recordings are all there ({} words)", total.reference_words);
     assert!(total.rate() <= 0.10, "tiny.en WER {:.2} %", total.rate() * 100.0);
@@ -104,11 +104,11 @@ fn base_q8_0_word_error_rate_is_at_most_eight_percent() {
 }
 
 /// What `revoice transcribe` runs by default (tiny.en Q8_0, utterances packed into windows):
-/// fewer errors than f16 here (12 against 15).
+/// fewer errors than f16 here (13 against 14).
 #[test]
 fn the_default_english_setup_is_at_most_ten_percent() {
     let (total, meeting) = score_with(WhisperConfig::default());
-    // Measured 6.28 % (12 / 191), meeting cpWER 26.7 %; faster-whisper tiny.en int8 on the
+    // Measured 6.81 % (13 / 191), meeting cpWER 27.5 %; faster-whisper tiny.en int8 on the
     // same files 8.38 % (stt_bench --score).
     assert!(meeting.rate() <= 0.30, "default meeting cpWER {:.2} %", meeting.rate() * 100.0);
     assert!(total.reference_words > 150, "the recordings are all there ({} words)", total.reference_words);

@@ -125,7 +125,7 @@ impl WhisperConfig {
     ///   positions.
     /// - One utterance: fitted, but never less than half of Whisper's window
     ///   ([`MIN_WINDOW_CTX`]). On the test recordings this made fewer errors than the whole
-    ///   window (base 14 against 15, tiny.en 13 against 15), and base decodes the meeting in
+    ///   window (base 14 against 15, tiny.en 14 against 15), and base decodes the meeting in
     ///   5.0 s instead of 7.2 s.
     fn audio_ctx(&self, samples: usize, packed: bool) -> i32 {
         if self.fit_audio_context {
