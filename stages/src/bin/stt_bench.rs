@@ -301,7 +301,9 @@ fn main() {
     }
     for model in &o.models {
         let ours = runs.iter().find(|r| r.name == format!("revoice {model}"));
-        for peer in runs.iter().filter(|r| !r.name.starts_with("revoice") && r.name.contains(&format!(" {model} "))) {
+        // The peers run the f16 model; a quantized one of ours is compared with them too.
+        let family = model.trim_end_matches("-q8_0");
+        for peer in runs.iter().filter(|r| !r.name.starts_with("revoice") && r.name.contains(&format!(" {family} "))) {
             if let Some(ours) = ours {
                 println!(
                     "{model}: {} / revoice: wall {:.2}x, CPU {:.2}x",
